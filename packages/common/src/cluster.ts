@@ -1,0 +1,94 @@
+import { z } from "zod";
+import { absolutePathSchema, envSchema, fingerprintSchema, hostSchema, nameSchema, unixUserSchema } from "./names";
+
+const portSchema = z.number().int().min(1).max(65535);
+
+export const nodeSpecSchema = z
+  .object({
+    name: nameSchema,
+    host: hostSchema,
+    port: portSchema.default(22),
+    user: unixUserSchema,
+    gpus: z.number().int().min(0).max(64),
+    gpuType: nameSchema.default("cpu"),
+    workRoot: absolutePathSchema,
+  })
+  .strict();
+export type NodeSpec = z.infer<typeof nodeSpecSchema>;
+
+export const jumpHostSchema = z
+  .object({ host: hostSchema, port: portSchema.default(22), user: unixUserSchema, hostKey: fingerprintSchema })
+  .strict();
+export type JumpHost = z.infer<typeof jumpHostSchema>;
+
+export const portRangeSchema = z
+  .object({ min: z.number().int().min(1024).max(65535), max: z.number().int().min(1024).max(65535) })
+  .strict()
+  .refine((r) => r.max - r.min >= 15, { message: "port range must hold at least 16 ports (max - min >= 15)" });
+export type PortRange = z.infer<typeof portRangeSchema>;
+export const DEFAULT_PORT_RANGE: PortRange = { min: 29500, max: 29999 };
+
+export const clusterSshSchema = z
+  .object({
+    privateKey: z
+      .string()
+      .max(16_384)
+      .refine((k) => k.includes("PRIVATE KEY-----"), { message: "must be a PEM/OpenSSH private key" }),
+    passphrase: z.string().max(1024).optional(),
+    /** Pinned host-key fingerprints by node name. */
+    hostKeys: z.record(nameSchema, fingerprintSchema).default({}),
+    /** Allow POST /v1/clusters/:id/check to pin keys of nodes that have none yet. */
+    trustOnFirstUse: z.boolean().default(false),
+    jumpHost: jumpHostSchema.optional(),
+  })
+  .strict();
+
+export const clusterSpecSchema = z
+  .object({
+    name: nameSchema,
+    nodes: z.array(nodeSpecSchema).min(1).max(256),
+    ssh: clusterSshSchema,
+    env: envSchema.default({}),
+    ports: portRangeSchema.default(DEFAULT_PORT_RANGE),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    const endpoints = new Set<string>();
+    c.nodes.forEach((n, i) => {
+      if (seen.has(n.name))
+        ctx.addIssue({ code: "custom", path: ["nodes", i, "name"], message: `duplicate node name '${n.name}'` });
+      seen.add(n.name);
+      const ep = `${n.user}@${n.host}:${n.port}`;
+      if (endpoints.has(ep))
+        ctx.addIssue({ code: "custom", path: ["nodes", i, "host"], message: `node '${n.name}' repeats ${ep}` });
+      endpoints.add(ep);
+    });
+    for (const name of Object.keys(c.ssh.hostKeys)) {
+      if (!seen.has(name)) ctx.addIssue({ code: "custom", path: ["ssh", "hostKeys", name], message: `no node named '${name}'` });
+    }
+    if (!c.ssh.trustOnFirstUse) {
+      for (const n of c.nodes) {
+        if (!c.ssh.hostKeys[n.name])
+          ctx.addIssue({
+            code: "custom",
+            path: ["ssh", "hostKeys"],
+            message: `node '${n.name}' has no pinned host key; give one or set ssh.trustOnFirstUse and call POST /v1/clusters/:id/check`,
+          });
+      }
+    }
+  });
+export type ClusterSpec = z.infer<typeof clusterSpecSchema>;
+
+/** A cluster as the API returns it: never the private key or passphrase. */
+export interface ClusterView {
+  id: string;
+  name: string;
+  team: string;
+  nodes: NodeSpec[];
+  env: Record<string, string>;
+  ports: PortRange;
+  ssh: { hostKeys: Record<string, string>; trustOnFirstUse: boolean; jumpHost?: JumpHost; hasPassphrase: boolean };
+  createdAt: string;
+  updatedAt: string;
+}

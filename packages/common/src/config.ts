@@ -1,0 +1,80 @@
+import { z } from "zod";
+
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+
+/** Variables every service reads. Each is documented in docs/configuration.md. */
+export const baseConfigShape = {
+  REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
+  MONGO_URL: z.string().startsWith("mongodb").default("mongodb://127.0.0.1:27017/"),
+  MONGO_DB: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,63}$/)
+    .default("trainyard"),
+  TRAINYARD_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/)
+    .default("trainyard"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** Port of the service's /healthz, /readyz and /metrics listener; 0 picks a free one. */
+  HEALTH_PORT: int(0),
+  HEALTH_HOST: z.string().default("0.0.0.0"),
+  SHUTDOWN_TIMEOUT_MS: int(30_000),
+};
+
+/** Variables of services that talk to nodes or hold secrets. */
+export const nodeAccessConfigShape = {
+  TRAINYARD_SECRET_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v, "base64").length === 32, "must be 32 random bytes, base64-encoded (openssl rand -base64 32)"),
+  SSH_CONNECT_TIMEOUT_MS: int(10_000, 100),
+  SSH_KEEPALIVE_MS: int(15_000, 0),
+  SSH_COMMAND_TIMEOUT_MS: int(60_000, 100),
+  STOP_GRACE_MS: int(10_000, 0),
+  LOG_TAIL_BYTES: int(8192, 0),
+};
+
+export const launcherConfigShape = {
+  ...baseConfigShape,
+  ...nodeAccessConfigShape,
+  LAUNCHER_CONCURRENCY: int(4, 1),
+  /** How often QUEUED jobs are re-offered to the scheduler (catches lost launch messages). */
+  SCHEDULER_SWEEP_MS: int(15_000, 100),
+  MONITOR_INTERVAL_MS: int(5_000, 100),
+};
+
+export const monitorConfigShape = {
+  ...baseConfigShape,
+  ...nodeAccessConfigShape,
+  MONITOR_CONCURRENCY: int(8, 1),
+  MONITOR_INTERVAL_MS: int(5_000, 100),
+  /** Consecutive failed checks before a node counts as lost. */
+  NODE_LOST_AFTER_MISSES: int(3, 1),
+};
+
+export const apiConfigShape = {
+  ...baseConfigShape,
+  ...nodeAccessConfigShape,
+  PORT: int(8080),
+  HOST: z.string().default("0.0.0.0"),
+  API_ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters"),
+  API_BODY_LIMIT_BYTES: int(2 * 1024 * 1024, 1024),
+  /** Base URL used in links (e.g. alerts); defaults to http://HOST:PORT. */
+  PUBLIC_URL: z.string().url().optional(),
+};
+
+export const workerConfigShape = { ...baseConfigShape };
+
+export class ConfigError extends Error {}
+
+/** Parse process.env (or a given object) against a shape; the message lists every bad variable. */
+export function loadConfig<S extends z.ZodRawShape>(
+  shape: S,
+  env: Record<string, string | undefined> = process.env,
+): z.infer<z.ZodObject<S>> {
+  const result = z.object(shape).safeParse(env);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  return result.data;
+}

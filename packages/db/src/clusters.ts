@@ -1,0 +1,147 @@
+import { type ClusterSpec, type ClusterView, conflict, notFound } from "@trainyard/common";
+import { Types } from "mongoose";
+import type { DocumentLocks } from "./locks";
+import type { AllocationDoc, ClusterDoc, Models } from "./models";
+
+export type AllocationDecision = { ok: true; allocation: Omit<AllocationDoc, "at"> } | { ok: false; reason: string };
+
+const MAX_RESERVE_RETRIES = 20;
+
+export class ClusterRepo {
+  constructor(
+    private readonly m: Models,
+    private readonly locks: DocumentLocks,
+  ) {}
+
+  private locked<T>(id: Types.ObjectId, fn: () => Promise<T>): Promise<T> {
+    return this.locks.withLock(`cluster:${id.toString()}`, fn);
+  }
+
+  async create(team: string, spec: ClusterSpec, credentialId: Types.ObjectId): Promise<ClusterDoc> {
+    try {
+      const doc = await this.m.Cluster.create({
+        team,
+        name: spec.name,
+        nodes: spec.nodes,
+        env: spec.env,
+        ports: spec.ports,
+        ssh: {
+          credentialId,
+          hostKeys: spec.ssh.hostKeys,
+          trustOnFirstUse: spec.ssh.trustOnFirstUse,
+          jumpHost: spec.ssh.jumpHost,
+          hasPassphrase: spec.ssh.passphrase !== undefined,
+        },
+        allocations: [],
+        allocVersion: 0,
+      });
+      return doc.toObject();
+    } catch (err) {
+      if ((err as { code?: number }).code === 11000) throw conflict(`a cluster named '${spec.name}' already exists`);
+      throw err;
+    }
+  }
+
+  async byId(id: string | Types.ObjectId): Promise<ClusterDoc | null> {
+    if (!Types.ObjectId.isValid(id)) return null;
+    return this.m.Cluster.findById(id).lean<ClusterDoc>();
+  }
+
+  /** A team's cluster by id or name; 404 for anything the team cannot see. */
+  async getForTeam(team: string, idOrName: string): Promise<ClusterDoc> {
+    const filter =
+      Types.ObjectId.isValid(idOrName) && /^[0-9a-f]{24}$/.test(idOrName)
+        ? { team, $or: [{ _id: new Types.ObjectId(idOrName) }, { name: idOrName }] }
+        : { team, name: idOrName };
+    const doc = await this.m.Cluster.findOne(filter).lean<ClusterDoc>();
+    if (!doc) throw notFound(`cluster '${idOrName}'`);
+    return doc;
+  }
+
+  async list(team: string): Promise<ClusterDoc[]> {
+    return this.m.Cluster.find({ team }).sort({ name: 1 }).lean<ClusterDoc[]>();
+  }
+
+  async pinHostKeys(id: Types.ObjectId, keys: Record<string, string>): Promise<void> {
+    const set: Record<string, string> = {};
+    for (const [node, fp] of Object.entries(keys)) set[`ssh.hostKeys.${node}`] = fp;
+    if (Object.keys(set).length) await this.locked(id, () => this.m.Cluster.updateOne({ _id: id }, { $set: set }));
+  }
+
+  /**
+   * Gang-reserve resources for a job: `decide` sees the current allocations and returns the new one.
+   * Idempotent per job (an existing reservation is returned as is) and safe across replicas: the
+   * write is conditional on the allocation version it was computed from, retried on conflict.
+   */
+  async reserve(
+    clusterId: Types.ObjectId,
+    jobId: string,
+    decide: (cluster: ClusterDoc) => AllocationDecision,
+  ): Promise<AllocationDecision> {
+    return this.locked(clusterId, () => this.reserveLocked(clusterId, jobId, decide));
+  }
+
+  private async reserveLocked(
+    clusterId: Types.ObjectId,
+    jobId: string,
+    decide: (cluster: ClusterDoc) => AllocationDecision,
+  ): Promise<AllocationDecision> {
+    for (let i = 0; i < MAX_RESERVE_RETRIES; i++) {
+      const cluster = await this.byId(clusterId);
+      if (!cluster) return { ok: false, reason: "cluster no longer exists" };
+      const existing = cluster.allocations.find((a) => a.jobId === jobId);
+      if (existing) return { ok: true, allocation: existing };
+      const decision = decide(cluster);
+      if (!decision.ok) return decision;
+      const updated = await this.m.Cluster.findOneAndUpdate(
+        { _id: clusterId, allocVersion: cluster.allocVersion },
+        { $push: { allocations: { ...decision.allocation, at: new Date() } }, $inc: { allocVersion: 1 } },
+        { returnDocument: "after" },
+      ).lean();
+      if (updated) return decision;
+    }
+    throw new Error(`could not reserve on cluster ${clusterId} after ${MAX_RESERVE_RETRIES} conflicting updates`);
+  }
+
+  /** Free a job's reservation (no-op when it holds none). */
+  async release(clusterId: Types.ObjectId, jobId: string): Promise<boolean> {
+    // Read and write under the document lock: FerretDB v1 cannot match into arrays of documents.
+    return this.locked(clusterId, async () => {
+      const cluster = await this.byId(clusterId);
+      if (!cluster?.allocations.some((a) => a.jobId === jobId)) return false;
+      await this.m.Cluster.updateOne(
+        { _id: clusterId, allocVersion: cluster.allocVersion },
+        // $set of the filtered list rather than $pull: FerretDB v1 does not pull by a sub-document condition.
+        { $set: { allocations: cluster.allocations.filter((a) => a.jobId !== jobId) }, $inc: { allocVersion: 1 } },
+      );
+      return true;
+    });
+  }
+}
+
+export function clusterView(doc: ClusterDoc): ClusterView {
+  return {
+    id: doc._id.toString(),
+    name: doc.name,
+    team: doc.team,
+    nodes: doc.nodes.map((n) => ({
+      name: n.name,
+      host: n.host,
+      port: n.port,
+      user: n.user,
+      gpus: n.gpus,
+      gpuType: n.gpuType,
+      workRoot: n.workRoot,
+    })),
+    env: doc.env ?? {},
+    ports: { min: doc.ports.min, max: doc.ports.max },
+    ssh: {
+      hostKeys: doc.ssh.hostKeys ?? {},
+      trustOnFirstUse: doc.ssh.trustOnFirstUse,
+      ...(doc.ssh.jumpHost?.host ? { jumpHost: doc.ssh.jumpHost } : {}),
+      hasPassphrase: doc.ssh.hasPassphrase,
+    },
+    createdAt: doc.createdAt.toISOString(),
+    updatedAt: doc.updatedAt.toISOString(),
+  };
+}

@@ -1,0 +1,268 @@
+import { createHash } from "node:crypto";
+import { type Attempt, conflict, type JobSpec, type JobStatus, type JobView, notFound, TRANSITIONS } from "@trainyard/common";
+import { Types, type UpdateQuery } from "mongoose";
+import type { DocumentLocks } from "./locks";
+import type { AttemptDoc, AttemptNodeDoc, JobDoc, Models, StopRequestDoc } from "./models";
+
+export interface NewJob {
+  team: string;
+  spec: JobSpec;
+  clusterId: Types.ObjectId;
+  clusterName: string;
+  idempotencyKey?: string;
+}
+
+export interface ListJobsQuery {
+  status?: JobStatus;
+  project?: string;
+  limit: number;
+  offset: number;
+}
+
+/** Stable hash of a spec, so a reused Idempotency-Key with a different body is detected. */
+export function specHash(spec: JobSpec): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === "object"
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+          )
+        : v;
+  return createHash("sha256")
+    .update(JSON.stringify(canonical(spec)))
+    .digest("hex");
+}
+
+function assertTransition(from: JobStatus[], to: JobStatus): void {
+  for (const f of from) if (!TRANSITIONS[f].includes(to)) throw new Error(`illegal job transition ${f} -> ${to}`);
+}
+
+/**
+ * Jobs and their attempts. Every status change is one conditional single-document update on
+ * {_id, status, currentAttemptId}: of two replicas racing, exactly one gets the document back.
+ */
+export class JobRepo {
+  constructor(
+    private readonly m: Models,
+    private readonly locks: DocumentLocks,
+  ) {}
+
+  private locked<T>(id: Types.ObjectId | string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.withLock(`job:${id.toString()}`, fn);
+  }
+
+  /** Insert a PENDING job, or return the one already created with the same Idempotency-Key. */
+  async create(job: NewJob): Promise<{ job: JobDoc; created: boolean }> {
+    const hash = specHash(job.spec);
+    const key = job.idempotencyKey ?? `auto-${new Types.ObjectId().toString()}`;
+    try {
+      const doc = await this.m.Job.create({
+        team: job.team,
+        name: job.spec.name,
+        project: job.spec.project,
+        framework: job.spec.framework,
+        clusterId: job.clusterId,
+        clusterName: job.clusterName,
+        spec: job.spec,
+        specHash: hash,
+        idempotencyKey: key,
+        status: "PENDING",
+        attempts: [],
+      });
+      return { job: doc.toObject(), created: true };
+    } catch (err) {
+      if ((err as { code?: number }).code !== 11000) throw err;
+      const existing = await this.m.Job.findOne({ team: job.team, idempotencyKey: key }).lean<JobDoc>();
+      if (!existing) throw err;
+      if (existing.specHash !== hash) throw conflict("this Idempotency-Key was already used with a different job spec");
+      return { job: existing, created: false };
+    }
+  }
+
+  async byId(id: string | Types.ObjectId): Promise<JobDoc | null> {
+    if (!isObjectId(id)) return null;
+    return this.m.Job.findById(id).lean<JobDoc>();
+  }
+
+  async getForTeam(team: string, id: string): Promise<JobDoc> {
+    const doc = isObjectId(id) ? await this.m.Job.findOne({ _id: id, team }).lean<JobDoc>() : null;
+    if (!doc) throw notFound(`job '${id}'`);
+    return doc;
+  }
+
+  async list(team: string, q: ListJobsQuery): Promise<{ items: JobDoc[]; total: number }> {
+    const filter: Record<string, unknown> = { team };
+    if (q.status) filter.status = q.status;
+    if (q.project) filter.project = q.project;
+    const [items, total] = await Promise.all([
+      this.m.Job.find(filter, { "spec.files": 0 })
+        .sort({ createdAt: -1, _id: -1 })
+        .skip(q.offset)
+        .limit(q.limit)
+        .lean<JobDoc[]>(),
+      this.m.Job.countDocuments(filter),
+    ]);
+    return { items, total };
+  }
+
+  /** Jobs of a cluster in the given statuses, oldest first (the scheduler's FIFO order). */
+  async listByCluster(clusterId: Types.ObjectId, statuses: JobStatus[]): Promise<JobDoc[]> {
+    return this.m.Job.find({ clusterId, status: { $in: statuses } }, { "spec.files": 0 })
+      .sort({ createdAt: 1, _id: 1 })
+      .lean<JobDoc[]>();
+  }
+
+  async listByStatus(statuses: JobStatus[], limit = 1000): Promise<JobDoc[]> {
+    return this.m.Job.find({ status: { $in: statuses } }, { "spec.files": 0 })
+      .sort({ createdAt: 1 })
+      .limit(limit)
+      .lean<JobDoc[]>();
+  }
+
+  /**
+   * Move a job from one of `from` to `to`, optionally only while `attemptId` is current.
+   * Returns the updated document, or null when another actor got there first.
+   */
+  async transition(
+    id: Types.ObjectId | string,
+    from: JobStatus[],
+    to: JobStatus,
+    opts: { attemptId?: string; set?: Record<string, unknown>; unset?: string[] } = {},
+  ): Promise<JobDoc | null> {
+    assertTransition(from, to);
+    const filter: Record<string, unknown> = { _id: id, status: { $in: from } };
+    if (opts.attemptId !== undefined) filter.currentAttemptId = opts.attemptId;
+    const update: UpdateQuery<JobDoc> = { $set: { status: to, ...(opts.set ?? {}) } };
+    if (opts.unset?.length) update.$unset = Object.fromEntries(opts.unset.map((k) => [k, 1]));
+    return this.locked(id, () => this.m.Job.findOneAndUpdate(filter, update, { returnDocument: "after" }).lean<JobDoc>());
+  }
+
+  /** Claim a QUEUED/RETRYING job for a new attempt (status LAUNCHING). Null when another launcher won. */
+  async beginAttempt(
+    id: Types.ObjectId,
+    from: JobStatus[],
+    attempt: AttemptDoc,
+    expectedAttempts: number,
+  ): Promise<JobDoc | null> {
+    assertTransition(from, "LAUNCHING");
+    return this.locked(id, () =>
+      this.m.Job.findOneAndUpdate(
+        { _id: id, status: { $in: from }, attempts: { $size: expectedAttempts } },
+        {
+          $set: { status: "LAUNCHING", currentAttemptId: attempt.id },
+          $push: { attempts: attempt },
+          $unset: { waitingReason: 1 },
+        },
+        { returnDocument: "after" },
+      ).lean<JobDoc>(),
+    );
+  }
+
+  /** Record why a queued job waits (visible in GET /v1/jobs/:id). */
+  async setWaitingReason(id: Types.ObjectId, reason: string): Promise<void> {
+    await this.locked(id, () => this.m.Job.updateOne({ _id: id, status: "QUEUED" }, { $set: { waitingReason: reason } }));
+  }
+
+  /** Replace the current attempt's node states (and progress) while that attempt is still current. */
+  async updateAttempt(
+    id: Types.ObjectId,
+    attemptId: string,
+    attemptIndex: number,
+    patch: { nodes?: AttemptNodeDoc[]; startedAt?: Date; progress?: JobDoc["progress"] },
+  ): Promise<boolean> {
+    const set: Record<string, unknown> = {};
+    if (patch.nodes) set[`attempts.${attemptIndex}.nodes`] = patch.nodes;
+    if (patch.startedAt) set[`attempts.${attemptIndex}.startedAt`] = patch.startedAt;
+    if (patch.progress) set.progress = patch.progress;
+    if (!Object.keys(set).length) return true;
+    const res = await this.locked(id, () => this.m.Job.updateOne({ _id: id, currentAttemptId: attemptId }, { $set: set }));
+    return res.matchedCount > 0;
+  }
+
+  /**
+   * Ask for an active attempt to be stopped; the first request wins (a cancel racing a failure keeps
+   * whichever came first). Returns the job when this call set the request.
+   */
+  async requestStop(id: Types.ObjectId | string, attemptId: string, stop: StopRequestDoc): Promise<JobDoc | null> {
+    return this.locked(id, () =>
+      this.m.Job.findOneAndUpdate(
+        { _id: id, currentAttemptId: attemptId, status: { $in: ["LAUNCHING", "RUNNING"] }, stopRequest: { $exists: false } },
+        { $set: { stopRequest: stop } },
+        { returnDocument: "after" },
+      ).lean<JobDoc>(),
+    );
+  }
+}
+
+function isObjectId(id: string | Types.ObjectId): boolean {
+  return typeof id !== "string" || /^[0-9a-f]{24}$/.test(id);
+}
+
+export function currentAttempt(job: JobDoc): AttemptDoc | undefined {
+  return job.attempts.find((a) => a.id === job.currentAttemptId);
+}
+
+const iso = (d?: Date) => (d ? new Date(d).toISOString() : undefined);
+
+function attemptView(a: AttemptDoc): Attempt {
+  return {
+    id: a.id,
+    number: a.number,
+    masterAddr: a.masterAddr,
+    createdAt: iso(a.createdAt)!,
+    ...(a.startedAt ? { startedAt: iso(a.startedAt) } : {}),
+    ...(a.endedAt ? { endedAt: iso(a.endedAt) } : {}),
+    ...(a.outcome ? { outcome: a.outcome } : {}),
+    ...(a.reason ? { reason: a.reason } : {}),
+    nodes: a.nodes.map((n) => ({
+      name: n.name,
+      host: n.host,
+      nodeRank: n.nodeRank,
+      gpuIndices: n.gpuIndices,
+      ports: n.ports,
+      state: n.state,
+      missedChecks: n.missedChecks ?? 0,
+      ...(n.exitCode !== undefined && n.exitCode !== null ? { exitCode: n.exitCode } : {}),
+      ...(n.pgid ? { pgid: n.pgid } : {}),
+      ...(n.lastSeenAt ? { lastSeenAt: iso(n.lastSeenAt) } : {}),
+      ...(n.logTail ? { logTail: n.logTail } : {}),
+    })),
+  };
+}
+
+export function jobView(doc: JobDoc): JobView {
+  const { files, ...spec } = doc.spec;
+  return {
+    id: doc._id.toString(),
+    team: doc.team,
+    name: doc.name,
+    project: doc.project,
+    framework: doc.framework as JobView["framework"],
+    clusterId: doc.clusterId.toString(),
+    clusterName: doc.clusterName,
+    status: doc.status,
+    attempts: doc.attempts.map(attemptView),
+    ...(doc.progress
+      ? {
+          progress: {
+            step: doc.progress.step,
+            ...(doc.progress.totalSteps !== undefined ? { totalSteps: doc.progress.totalSteps } : {}),
+            ...(doc.progress.loss !== undefined ? { loss: doc.progress.loss } : {}),
+            ...(doc.progress.ratio !== undefined ? { ratio: doc.progress.ratio } : {}),
+            updatedAt: iso(doc.progress.updatedAt)!,
+          },
+        }
+      : {}),
+    ...(doc.waitingReason ? { waitingReason: doc.waitingReason } : {}),
+    ...(doc.failure?.reason ? { failure: doc.failure } : {}),
+    ...(doc.stopRequest?.kind ? { stopRequest: { ...doc.stopRequest, requestedAt: iso(doc.stopRequest.requestedAt)! } } : {}),
+    spec: { ...spec, files: Object.keys(files ?? {}) },
+    createdAt: iso(doc.createdAt)!,
+    updatedAt: iso(doc.updatedAt)!,
+    ...(doc.startedAt ? { startedAt: iso(doc.startedAt) } : {}),
+    ...(doc.endedAt ? { endedAt: iso(doc.endedAt) } : {}),
+  };
+}

@@ -1,0 +1,233 @@
+import { JOB_STATUSES, type JobSpec, type JobStatus, NODE_STATES, type NodeState, type StopKind } from "@trainyard/common";
+import { type Connection, Schema, type Types } from "mongoose";
+
+const opts = { _id: false } as const;
+
+// ---------- clusters ----------
+export interface NodeAllocationDoc {
+  node: string;
+  gpuIndices: number[];
+  ports: number[];
+}
+export interface AllocationDoc {
+  jobId: string;
+  attemptId: string;
+  nodes: NodeAllocationDoc[];
+  at: Date;
+}
+export interface ClusterDoc {
+  _id: Types.ObjectId;
+  team: string;
+  name: string;
+  nodes: Array<{ name: string; host: string; port: number; user: string; gpus: number; gpuType: string; workRoot: string }>;
+  env: Record<string, string>;
+  ports: { min: number; max: number };
+  ssh: {
+    credentialId: Types.ObjectId;
+    hostKeys: Record<string, string>;
+    trustOnFirstUse: boolean;
+    jumpHost?: { host: string; port: number; user: string; hostKey: string };
+    hasPassphrase: boolean;
+  };
+  /** Gang reservations of GPUs and ports; changed only by version-checked single-document updates. */
+  allocations: AllocationDoc[];
+  allocVersion: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const clusterSchema = new Schema<ClusterDoc>(
+  {
+    team: { type: String, required: true },
+    name: { type: String, required: true },
+    nodes: [
+      new Schema(
+        { name: String, host: String, port: Number, user: String, gpus: Number, gpuType: String, workRoot: String },
+        opts,
+      ),
+    ],
+    env: { type: Schema.Types.Mixed, default: {} },
+    ports: new Schema({ min: Number, max: Number }, opts),
+    ssh: new Schema(
+      {
+        credentialId: { type: Schema.Types.ObjectId, required: true },
+        hostKeys: { type: Schema.Types.Mixed, default: {} },
+        trustOnFirstUse: { type: Boolean, default: false },
+        jumpHost: new Schema({ host: String, port: Number, user: String, hostKey: String }, opts),
+        hasPassphrase: { type: Boolean, default: false },
+      },
+      opts,
+    ),
+    allocations: [
+      new Schema(
+        {
+          jobId: String,
+          attemptId: String,
+          nodes: [new Schema({ node: String, gpuIndices: [Number], ports: [Number] }, opts)],
+          at: Date,
+        },
+        opts,
+      ),
+    ],
+    allocVersion: { type: Number, default: 0 },
+  },
+  { timestamps: true, minimize: false },
+);
+clusterSchema.index({ team: 1, name: 1 }, { unique: true });
+
+// ---------- credentials ----------
+export interface CredentialDoc {
+  _id: Types.ObjectId;
+  team: string;
+  kind: "ssh";
+  /** AES-256-GCM envelopes (see SecretBox); never returned by the API. */
+  sealedPrivateKey: string;
+  sealedPassphrase?: string;
+  createdAt: Date;
+}
+const credentialSchema = new Schema<CredentialDoc>(
+  {
+    team: { type: String, required: true },
+    kind: { type: String, enum: ["ssh"], required: true },
+    sealedPrivateKey: { type: String, required: true },
+    sealedPassphrase: String,
+  },
+  { timestamps: { createdAt: true, updatedAt: false } },
+);
+
+// ---------- jobs ----------
+export interface AttemptNodeDoc {
+  name: string;
+  host: string;
+  nodeRank: number;
+  gpuIndices: number[];
+  ports: number[];
+  state: NodeState;
+  exitCode?: number;
+  pgid?: number;
+  missedChecks: number;
+  lastSeenAt?: Date;
+  logTail?: string;
+}
+export interface AttemptDoc {
+  id: string;
+  number: number;
+  nodes: AttemptNodeDoc[];
+  masterAddr: string;
+  createdAt: Date;
+  startedAt?: Date;
+  endedAt?: Date;
+  outcome?: JobStatus;
+  reason?: string;
+}
+export interface StopRequestDoc {
+  kind: StopKind;
+  reason: string;
+  requestedAt: Date;
+  node?: string;
+  rank?: number;
+  exitCode?: number;
+}
+export interface JobDoc {
+  _id: Types.ObjectId;
+  team: string;
+  name: string;
+  project: string;
+  framework: string;
+  clusterId: Types.ObjectId;
+  clusterName: string;
+  spec: JobSpec;
+  specHash: string;
+  idempotencyKey: string;
+  status: JobStatus;
+  currentAttemptId?: string;
+  attempts: AttemptDoc[];
+  progress?: { step: number; totalSteps?: number; loss?: number; ratio?: number; updatedAt: Date };
+  waitingReason?: string;
+  failure?: { reason: string; node?: string; rank?: number; exitCode?: number };
+  stopRequest?: StopRequestDoc;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt?: Date;
+  endedAt?: Date;
+}
+
+const attemptNodeSchema = new Schema<AttemptNodeDoc>(
+  {
+    name: String,
+    host: String,
+    nodeRank: Number,
+    gpuIndices: [Number],
+    ports: [Number],
+    state: { type: String, enum: NODE_STATES },
+    exitCode: Number,
+    pgid: Number,
+    missedChecks: { type: Number, default: 0 },
+    lastSeenAt: Date,
+    logTail: String,
+  },
+  opts,
+);
+const attemptSchema = new Schema<AttemptDoc>(
+  {
+    id: String,
+    number: Number,
+    nodes: [attemptNodeSchema],
+    masterAddr: String,
+    createdAt: Date,
+    startedAt: Date,
+    endedAt: Date,
+    outcome: { type: String, enum: JOB_STATUSES },
+    reason: String,
+  },
+  opts,
+);
+const jobSchema = new Schema<JobDoc>(
+  {
+    team: { type: String, required: true },
+    name: { type: String, required: true },
+    project: { type: String, required: true },
+    framework: { type: String, required: true },
+    clusterId: { type: Schema.Types.ObjectId, required: true },
+    clusterName: { type: String, required: true },
+    spec: { type: Schema.Types.Mixed, required: true },
+    specHash: { type: String, required: true },
+    idempotencyKey: { type: String, required: true },
+    status: { type: String, enum: JOB_STATUSES, required: true },
+    currentAttemptId: String,
+    attempts: { type: [attemptSchema], default: [] },
+    progress: new Schema({ step: Number, totalSteps: Number, loss: Number, ratio: Number, updatedAt: Date }, opts),
+    waitingReason: String,
+    failure: new Schema({ reason: String, node: String, rank: Number, exitCode: Number }, opts),
+    stopRequest: new Schema(
+      {
+        kind: { type: String, enum: ["cancel", "fail", "budget"] },
+        reason: String,
+        requestedAt: Date,
+        node: String,
+        rank: Number,
+        exitCode: Number,
+      },
+      opts,
+    ),
+    startedAt: Date,
+    endedAt: Date,
+  },
+  { timestamps: true, minimize: false },
+);
+jobSchema.index({ team: 1, idempotencyKey: 1 }, { unique: true });
+jobSchema.index({ team: 1, status: 1, createdAt: -1 });
+jobSchema.index({ clusterId: 1, status: 1, createdAt: 1 });
+
+export function registerModels(conn: Connection) {
+  return {
+    Cluster: conn.models.Cluster ?? conn.model<ClusterDoc>("Cluster", clusterSchema, "clusters"),
+    Credential: conn.models.Credential ?? conn.model<CredentialDoc>("Credential", credentialSchema, "credentials"),
+    Job: conn.models.Job ?? conn.model<JobDoc>("Job", jobSchema, "jobs"),
+  } as {
+    Cluster: import("mongoose").Model<ClusterDoc>;
+    Credential: import("mongoose").Model<CredentialDoc>;
+    Job: import("mongoose").Model<JobDoc>;
+  };
+}
+export type Models = ReturnType<typeof registerModels>;

@@ -1,0 +1,428 @@
+#!/usr/bin/env bash
+# Bring up Trainyard's local infrastructure (no Docker): Redis, FerretDB (MongoDB wire
+# protocol), N loopback SSH "nodes", and the node-side Python. Idempotent; a warm run only
+# checks and rewrites infra.json. See scripts/infra/README.md.
+set -euo pipefail
+umask 022
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+[[ $(id -u) -eq 0 ]] || ty_die "must run as root (creates users, starts sshd)"
+[[ $TY_NODES =~ ^[0-9]+$ ]] && ((TY_NODES >= 1 && TY_NODES <= 250)) ||
+  ty_die "TRAINYARD_NODES must be 1..250 (got '$TY_NODES')"
+
+T0=$(date +%s.%N)
+mkdir -p "$TY_STATE"
+chmod 0755 "$TY_STATE" # node users must be able to read their authorized_keys below it
+
+# --------------------------------------------------------------------------- packages
+ensure_packages() {
+  local pkgs=(redis-server openssh-server openssh-client python3-torch python3-venv procps iproute2)
+  local missing=() p status
+  for p in "${pkgs[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+    [[ $status == ii* ]] || missing+=("$p")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  ty_log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Wait for another apt/dpkg run instead of failing on its lock.
+  local lock=(-o DPkg::Lock::Timeout=900)
+  apt-get "${lock[@]}" update -q
+  apt-get "${lock[@]}" install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# ------------------------------------------------------------------------------ redis
+REDIS_DIR="$TY_STATE/redis"
+ensure_redis() {
+  if [[ -n ${REDIS_URL:-} ]]; then
+    ty_log "redis: REDIS_URL given, not starting one"
+    return 0
+  fi
+  if [[ $(redis-cli -h 127.0.0.1 -p "$TY_REDIS_PORT" ping 2>/dev/null || true) == PONG ]]; then
+    return 0
+  fi
+  mkdir -p "$REDIS_DIR"
+  redis-server --bind 127.0.0.1 --port "$TY_REDIS_PORT" --protected-mode yes \
+    --daemonize yes --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" \
+    --dir "$REDIS_DIR" --appendonly yes --maxmemory-policy noeviction >/dev/null
+  local i
+  for ((i = 0; i < 100; i++)); do
+    if [[ $(redis-cli -h 127.0.0.1 -p "$TY_REDIS_PORT" ping 2>/dev/null || true) == PONG ]]; then
+      ty_log "redis: started on 127.0.0.1:$TY_REDIS_PORT (pid $(cat "$REDIS_DIR/redis.pid" 2>/dev/null || echo '?'))"
+      return 0
+    fi
+    sleep 0.1
+  done
+  ty_die "redis did not answer PING on 127.0.0.1:$TY_REDIS_PORT (see $REDIS_DIR/redis.log)"
+}
+
+# --------------------------------------------------------------------------- ferretdb
+FERRET_BIN="$TY_STATE/bin/ferretdb"
+FERRET_DATA="$TY_STATE/ferretdb-data"
+FERRET_STATE="$TY_STATE/ferretdb-state"
+FERRET_PID="$TY_STATE/ferretdb.pid"
+FERRET_LOG="$TY_STATE/ferretdb.log"
+
+ferretdb_ok() { # a ferretdb binary that starts and reports the pinned version
+  [[ -x $1 ]] && "$1" --version 2>/dev/null | grep -qx "version: $TY_FERRETDB_VERSION"
+}
+
+find_go() {
+  if command -v go >/dev/null 2>&1; then
+    command -v go
+  elif [[ -x /usr/local/go/bin/go ]]; then
+    echo /usr/local/go/bin/go
+  else
+    return 1
+  fi
+}
+
+# `go install …/cmd/ferretdb@v1.24.2` compiles fine with Go 1.26, but the binary panics at
+# start-up: build/version/version.txt is generated from git and is not in the module zip
+# (see README.md). So: download the module, copy it, write version.txt, `go build`.
+build_ferretdb() {
+  local go src_dir work tmp
+  go=$(find_go) || ty_die "ferretdb: no Go toolchain (need Go >= 1.24 on PATH or /usr/local/go); or set MONGO_URL"
+  ty_log "ferretdb: building $TY_FERRETDB_VERSION with $("$go" version | awk '{print $3}')"
+  src_dir=$(cd /tmp && "$go" mod download -json "$TY_FERRETDB_MODULE@$TY_FERRETDB_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+  [[ -n $src_dir && -d $src_dir ]] || ty_die "ferretdb: go mod download failed"
+  work="$TY_STATE/src/ferretdb-$TY_FERRETDB_VERSION"
+  rm -rf "$work"
+  mkdir -p "$TY_STATE/src" "$TY_STATE/bin"
+  cp -r "$src_dir" "$work"
+  chmod -R u+w "$work"
+  printf '%s\n' "$TY_FERRETDB_VERSION" >"$work/build/version/version.txt"
+  printf 'trainyard-infra\n' >"$work/build/version/package.txt"
+  tmp="$FERRET_BIN.tmp.$$"
+  (cd "$work" && GOFLAGS=-buildvcs=false "$go" build -o "$tmp" ./cmd/ferretdb) ||
+    ty_die "ferretdb: go build failed (see README.md for fallbacks)"
+  mv -f "$tmp" "$FERRET_BIN"
+  rm -rf "$work"
+  rmdir "$TY_STATE/src" 2>/dev/null || true
+}
+
+ensure_ferretdb_binary() {
+  ferretdb_ok "$FERRET_BIN" && return 0
+  mkdir -p "$TY_STATE/bin"
+  local cached="${HOME:-/root}/go/bin/ferretdb"
+  if ferretdb_ok "$cached"; then
+    ty_log "ferretdb: reusing $cached"
+    cp -f "$cached" "$FERRET_BIN"
+    return 0
+  fi
+  [[ -x $cached ]] && ty_log "ferretdb: $cached does not start (plain 'go install' build), rebuilding"
+  build_ferretdb
+  ferretdb_ok "$FERRET_BIN" || ty_die "ferretdb: built binary does not report $TY_FERRETDB_VERSION"
+}
+
+# Real MongoDB-protocol round trip: OP_MSG {ping: 1, $db: "admin"} -> expects ok: 1.0.
+mongo_ping() {
+  /usr/bin/python3 - "$1" "$2" <<'PY' 2>/dev/null
+import socket, struct, sys
+host, port = sys.argv[1], int(sys.argv[2])
+def cstr(s): return s.encode() + b"\0"
+body = b"\x10" + cstr("ping") + struct.pack("<i", 1)
+body += b"\x02" + cstr("$db") + struct.pack("<i", 6) + cstr("admin")
+doc = struct.pack("<i", len(body) + 5) + body + b"\0"
+payload = struct.pack("<I", 0) + b"\0" + doc
+msg = struct.pack("<iiii", 16 + len(payload), 1, 0, 2013) + payload
+with socket.create_connection((host, port), timeout=2) as s:
+    s.sendall(msg)
+    buf = b""
+    while len(buf) < 4 or len(buf) < struct.unpack("<i", buf[:4])[0]:
+        chunk = s.recv(65536)
+        if not chunk: sys.exit(1)
+        buf += chunk
+# reply: header(16) flags(4) kind(1) doc; look for the double field "ok" == 1.0
+sys.exit(0 if b"\x01ok\x00" + struct.pack("<d", 1.0) in buf else 1)
+PY
+}
+
+ensure_ferretdb() {
+  if [[ -n ${MONGO_URL:-} ]]; then
+    ty_log "ferretdb: MONGO_URL given, not starting one"
+    return 0
+  fi
+  if ty_tcp_open 127.0.0.1 "$TY_MONGO_PORT"; then
+    return 0
+  fi
+  local pid
+  ensure_ferretdb_binary
+  mkdir -p "$FERRET_DATA" "$FERRET_STATE"
+  if pid=$(ty_pid_alive "$FERRET_PID" "$FERRET_BIN"); then
+    ty_log "ferretdb: pid $pid alive but port closed; restarting it"
+    ty_stop_pidfile ferretdb "$FERRET_PID" "$FERRET_BIN"
+  fi
+  setsid nohup "$FERRET_BIN" --handler=sqlite --sqlite-url="file:$FERRET_DATA/" \
+    --listen-addr="127.0.0.1:$TY_MONGO_PORT" --telemetry=disable \
+    --state-dir="$FERRET_STATE" --debug-addr=- </dev/null >>"$FERRET_LOG" 2>&1 &
+  echo $! >"$FERRET_PID"
+  local i
+  for ((i = 0; i < 150; i++)); do
+    if ty_tcp_open 127.0.0.1 "$TY_MONGO_PORT" && mongo_ping 127.0.0.1 "$TY_MONGO_PORT"; then
+      ty_log "ferretdb: started on 127.0.0.1:$TY_MONGO_PORT (pid $(cat "$FERRET_PID"))"
+      return 0
+    fi
+    ty_pid_alive "$FERRET_PID" >/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$FERRET_LOG" >&2 || true
+  ty_die "ferretdb did not come up on 127.0.0.1:$TY_MONGO_PORT (see $FERRET_LOG)"
+}
+
+# ------------------------------------------------------------------------ node python
+PYFIX_CONTENT=$(
+  cat <<'PY'
+# Installed by Trainyard scripts/infra/up.sh — node-side fix, put on PYTHONPATH.
+#
+# Debian's python3-torch 1.13 on Python 3.11: `torchrun` crashes parsing the default
+# --redirects/--tee value "0", because Std.from_str looks the value up by iterating the
+# IntFlag, and Python 3.11 no longer yields the zero member (Std.NONE) when iterating.
+# This import hook waits for torch.distributed.elastic.multiprocessing.api to load and then
+# replaces Std.from_str with one that maps digits through Std(int(v)).
+import os
+import re
+import sys
+
+_TARGET = "torch.distributed.elastic.multiprocessing.api"
+
+
+def _patch(mod):
+    Std = getattr(mod, "Std", None)
+    if Std is None or getattr(Std, "_trainyard_patched", False):
+        return
+    value_re = getattr(mod, "_VALUE_REGEX", r"^[0123]$")
+    mapping_re = getattr(mod, "_MAPPING_REGEX", r"^(\d:[0123],)*(\d:[0123])$")
+
+    def from_str(cls, vm):
+        if re.match(value_re, vm):
+            return Std(int(vm))
+        if re.match(mapping_re, vm):
+            d = {}
+            for m in vm.split(","):
+                i, v = m.split(":")
+                d[int(i)] = Std(int(v))
+            return d
+        raise ValueError(f"{vm} does not match: <{value_re}> or <{mapping_re}>")
+
+    Std.from_str = classmethod(from_str)
+    Std._trainyard_patched = True
+
+
+class _TorchStdFix:
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != _TARGET:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        orig_exec = loader.exec_module
+
+        def exec_module(module):
+            orig_exec(module)
+            _patch(module)
+
+        loader.exec_module = exec_module
+        return spec
+
+
+if _TARGET in sys.modules:
+    _patch(sys.modules[_TARGET])
+else:
+    sys.meta_path.insert(0, _TorchStdFix())
+
+
+def _chain_next_sitecustomize():
+    # This file shadows the interpreter's own sitecustomize (Debian: apport hook); run it too.
+    here = os.path.dirname(os.path.abspath(__file__))
+    for d in sys.path:
+        if not d or os.path.abspath(d) == here:
+            continue
+        p = os.path.join(d, "sitecustomize.py")
+        if os.path.isfile(p):
+            with open(p, encoding="utf-8") as f:
+                code = compile(f.read(), p, "exec")
+            exec(code, {"__name__": "sitecustomize", "__file__": p})
+            return
+
+
+try:
+    _chain_next_sitecustomize()
+except Exception:
+    pass
+PY
+)
+
+TORCHRUN_CONTENT=$(
+  cat <<PY
+#!$TY_NODE_VENV/bin/python3
+# Installed by Trainyard scripts/infra/up.sh: torchrun on the node venv's interpreter, so
+# workers (sys.executable) run in the venv too. Debian's /usr/bin/torchrun uses /usr/bin/python3.
+import sys
+from torch.distributed.run import main
+if __name__ == "__main__":
+    sys.exit(main())
+PY
+)
+
+# write_if_changed FILE CONTENT [MODE] -> returns 0 if the file was (re)written.
+write_if_changed() {
+  local f=$1 content=$2 mode=${3:-0644}
+  if [[ -f $f && "$(cat "$f")" == "$content" ]]; then
+    return 1
+  fi
+  mkdir -p "$(dirname "$f")"
+  printf '%s\n' "$content" >"$f.tmp.$$"
+  chmod "$mode" "$f.tmp.$$"
+  mv -f "$f.tmp.$$" "$f"
+  return 0
+}
+
+ensure_node_python() {
+  if [[ ! -x $TY_NODE_VENV/bin/python3 ]]; then
+    ty_log "node python: creating $TY_NODE_VENV"
+    mkdir -p "$TY_NODE_PY_ROOT"
+    /usr/bin/python3 -m venv --system-site-packages "$TY_NODE_VENV"
+  fi
+  write_if_changed "$TY_NODE_PYFIX/sitecustomize.py" "$PYFIX_CONTENT" || true
+  write_if_changed "$TY_NODE_VENV/bin/torchrun" "$TORCHRUN_CONTENT" 0755 || true
+  chmod 0755 "$TY_NODE_PY_ROOT" "$TY_NODE_PYFIX"
+}
+
+# ---------------------------------------------------------------------------- ssh nodes
+SSH_DIR="$TY_STATE/ssh"
+CLIENT_KEY="$SSH_DIR/client_ed25519"
+AUTH_DIR="$SSH_DIR/authorized_keys"
+
+ensure_client_key() {
+  mkdir -p "$SSH_DIR" "$AUTH_DIR"
+  chmod 0755 "$SSH_DIR" "$AUTH_DIR"
+  if [[ ! -f $CLIENT_KEY || ! -f $CLIENT_KEY.pub ]]; then
+    rm -f "$CLIENT_KEY" "$CLIENT_KEY.pub"
+    ssh-keygen -q -t ed25519 -N '' -C trainyard-infra-client -f "$CLIENT_KEY"
+  fi
+  chmod 0600 "$CLIENT_KEY"
+}
+
+ensure_node() {
+  local k=$1 user="ty$1" addr dir cfg work shadow
+  addr=$(ty_node_addr "$k")
+  dir=$(ty_node_dir "$k")
+  cfg="$dir/sshd_config"
+  work="$TY_NODE_WORK_BASE/$user"
+
+  if ! id -u "$user" >/dev/null 2>&1; then
+    useradd -m -s /bin/bash "$user"
+    ty_log "node n$k: created user $user"
+  fi
+  # useradd leaves the password field '!' (locked); sshd with UsePAM no refuses locked accounts.
+  shadow=$(getent shadow "$user" | cut -d: -f2)
+  [[ $shadow == '*' ]] || usermod -p '*' "$user"
+
+  mkdir -p "$TY_NODE_WORK_BASE" "$work"
+  chmod 0755 "$TY_NODE_WORK_BASE"
+  chown "$user:$user" "$work"
+
+  mkdir -p "$dir"
+  if [[ ! -f $dir/ssh_host_ed25519_key || ! -f $dir/ssh_host_ed25519_key.pub ]]; then
+    rm -f "$dir/ssh_host_ed25519_key" "$dir/ssh_host_ed25519_key.pub"
+    ssh-keygen -q -t ed25519 -N '' -C "trainyard-n$k" -f "$dir/ssh_host_ed25519_key"
+  fi
+
+  write_if_changed "$AUTH_DIR/$user" "$(cat "$CLIENT_KEY.pub")" 0644 || true
+
+  local conf
+  conf=$(
+    cat <<EOF
+# Trainyard local test node n$k — generated by scripts/infra/up.sh; edits are overwritten.
+ListenAddress $addr:$TY_SSH_PORT
+HostKey $dir/ssh_host_ed25519_key
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $AUTH_DIR/%u
+StrictModes no
+UsePAM no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+AllowUsers $user
+X11Forwarding no
+PrintMotd no
+# tests open many connections and channels at once
+MaxStartups 100:30:200
+MaxSessions 64
+Subsystem sftp internal-sftp
+EOF
+  )
+  if [[ ! -f $cfg || "$(cat "$cfg")" != "$conf" ]]; then
+    mkdir -p /run/sshd # sshd -t wants its privilege separation dir too
+    printf '%s\n' "$conf" >"$cfg.new"
+    "$TY_SSHD" -t -f "$cfg.new" || ty_die "node n$k: generated sshd config is invalid ($cfg.new)"
+    mv -f "$cfg.new" "$cfg"
+    if ty_pid_alive "$dir/sshd.pid" "$cfg" >/dev/null; then
+      ty_log "node n$k: config changed, restarting sshd"
+      ty_node_sshd_stop "$k"
+    fi
+  fi
+  ty_node_sshd_start "$k"
+}
+
+node_json() {
+  local k=$1 dir fp
+  dir=$(ty_node_dir "$k")
+  fp=$(ssh-keygen -lf "$dir/ssh_host_ed25519_key.pub" | awk '{print $2}')
+  printf '{"name":"n%s","host":"%s","port":%s,"user":"ty%s","workRoot":"%s","hostKeyFingerprint":"%s","sshdPidFile":"%s","sshdConfig":"%s"}' \
+    "$k" "$(ty_node_addr "$k")" "$TY_SSH_PORT" "$k" "$TY_NODE_WORK_BASE/ty$k" "$fp" "$dir/sshd.pid" "$dir/sshd_config"
+}
+
+json_str() { # minimal JSON string escaping (paths, URLs)
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  printf '"%s"' "$s"
+}
+
+write_infra_json() {
+  local redis_url="${REDIS_URL:-redis://127.0.0.1:$TY_REDIS_PORT}"
+  local mongo_url="${MONGO_URL:-mongodb://127.0.0.1:$TY_MONGO_PORT/}"
+  local nodes="" k
+  for ((k = 1; k <= TY_NODES; k++)); do
+    [[ -n $nodes ]] && nodes+=","
+    nodes+=$(node_json "$k")
+  done
+  local out="$TY_STATE/infra.json"
+  printf '{"redisUrl":%s,"mongoUrl":%s,"clientKeyPath":%s,"nodeEnv":{"PATH":%s,"PYTHONPATH":%s},"nodes":[%s]}\n' \
+    "$(json_str "$redis_url")" "$(json_str "$mongo_url")" "$(json_str "$CLIENT_KEY")" \
+    "$(json_str "$TY_NODE_PATH")" "$(json_str "$TY_NODE_PYFIX")" "$nodes" >"$out.tmp.$$"
+  mv -f "$out.tmp.$$" "$out"
+  REDIS_URL_OUT=$redis_url
+  MONGO_URL_OUT=$mongo_url
+}
+
+# --------------------------------------------------------------------------------- main
+ensure_packages
+ensure_redis
+ensure_ferretdb
+ensure_node_python
+ensure_client_key
+for ((k = 1; k <= TY_NODES; k++)); do
+  ensure_node "$k"
+done
+write_infra_json
+
+T1=$(date +%s.%N)
+printf 'trainyard infra up in %.1fs: redis %s, mongo %s, %s ssh node(s) 127.0.0.2-%s:%s, state %s/infra.json\n' \
+  "$(awk -v a="$T0" -v b="$T1" 'BEGIN{print b-a}')" "$REDIS_URL_OUT" "$MONGO_URL_OUT" \
+  "$TY_NODES" "$(ty_node_addr "$TY_NODES")" "$TY_SSH_PORT" "$TY_STATE"

@@ -1,0 +1,5 @@
+import { workerConfigShape } from "@trainyard/common";
+import { runMain } from "@trainyard/runtime";
+import { startAlerting } from "./alerting";
+
+runMain("alerting", workerConfigShape, startAlerting);

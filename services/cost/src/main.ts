@@ -1,0 +1,5 @@
+import { workerConfigShape } from "@trainyard/common";
+import { runMain } from "@trainyard/runtime";
+import { startCost } from "./cost";
+
+runMain("cost", workerConfigShape, startCost);
