@@ -78,3 +78,9 @@ export function loadConfig<S extends z.ZodRawShape>(
   }
   return result.data;
 }
+
+type ConfigOf<S extends z.ZodRawShape> = z.infer<z.ZodObject<S>>;
+export type LauncherConfig = ConfigOf<typeof launcherConfigShape>;
+export type MonitorConfig = ConfigOf<typeof monitorConfigShape>;
+export type ApiConfig = ConfigOf<typeof apiConfigShape>;
+export type WorkerConfig = ConfigOf<typeof workerConfigShape>;

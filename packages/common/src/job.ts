@@ -60,7 +60,7 @@ export type JobSpec = z.infer<typeof jobSpecSchema>;
 export type JobSpecInput = z.input<typeof jobSpecSchema>;
 
 /** Files Trainyard itself writes in each attempt directory. */
-export const RESERVED_FILES = new Set(["launch.sh", "env", "pid", "exit_code", "output.log", "metrics.jsonl", "command"]);
+export const RESERVED_FILES = new Set(["launch.sh", "env", "pid", "exit_code", "output.log", "metrics.jsonl"]);
 
 export const JOB_STATUSES = [
   "PENDING",

@@ -27,7 +27,7 @@ export class ClusterRepo {
         ports: spec.ports,
         ssh: {
           credentialId,
-          hostKeys: spec.ssh.hostKeys,
+          hostKeyPins: Object.entries(spec.ssh.hostKeys).map(([node, fingerprint]) => ({ node, fingerprint })),
           trustOnFirstUse: spec.ssh.trustOnFirstUse,
           jumpHost: spec.ssh.jumpHost,
           hasPassphrase: spec.ssh.passphrase !== undefined,
@@ -35,7 +35,7 @@ export class ClusterRepo {
         allocations: [],
         allocVersion: 0,
       });
-      return doc.toObject();
+      return hydrateCluster(doc.toObject())!;
     } catch (err) {
       if ((err as { code?: number }).code === 11000) throw conflict(`a cluster named '${spec.name}' already exists`);
       throw err;
@@ -44,7 +44,7 @@ export class ClusterRepo {
 
   async byId(id: string | Types.ObjectId): Promise<ClusterDoc | null> {
     if (!Types.ObjectId.isValid(id)) return null;
-    return this.m.Cluster.findById(id).lean<ClusterDoc>();
+    return hydrateCluster(await this.m.Cluster.findById(id).lean<StoredCluster>());
   }
 
   /** A team's cluster by id or name; 404 for anything the team cannot see. */
@@ -53,19 +53,28 @@ export class ClusterRepo {
       Types.ObjectId.isValid(idOrName) && /^[0-9a-f]{24}$/.test(idOrName)
         ? { team, $or: [{ _id: new Types.ObjectId(idOrName) }, { name: idOrName }] }
         : { team, name: idOrName };
-    const doc = await this.m.Cluster.findOne(filter).lean<ClusterDoc>();
+    const doc = hydrateCluster(await this.m.Cluster.findOne(filter).lean<StoredCluster>());
     if (!doc) throw notFound(`cluster '${idOrName}'`);
     return doc;
   }
 
   async list(team: string): Promise<ClusterDoc[]> {
-    return this.m.Cluster.find({ team }).sort({ name: 1 }).lean<ClusterDoc[]>();
+    return (await this.m.Cluster.find({ team }).sort({ name: 1 }).lean<StoredCluster[]>()).map((c) => hydrateCluster(c)!);
   }
 
-  async pinHostKeys(id: Types.ObjectId, keys: Record<string, string>): Promise<void> {
-    const set: Record<string, string> = {};
-    for (const [node, fp] of Object.entries(keys)) set[`ssh.hostKeys.${node}`] = fp;
-    if (Object.keys(set).length) await this.locked(id, () => this.m.Cluster.updateOne({ _id: id }, { $set: set }));
+  /** Pin keys for nodes that have none yet (trust on first use); an existing pin is never replaced. */
+  async pinHostKeys(id: Types.ObjectId, keys: Record<string, string>): Promise<Record<string, string>> {
+    return this.locked(id, async () => {
+      const raw = await this.m.Cluster.findById(id).lean<StoredCluster>();
+      if (!raw) return {};
+      const pins = raw.ssh.hostKeyPins ?? [];
+      const added = Object.fromEntries(Object.entries(keys).filter(([node]) => !pins.some((p) => p.node === node)));
+      if (Object.keys(added).length) {
+        const next = [...pins, ...Object.entries(added).map(([node, fingerprint]) => ({ node, fingerprint }))];
+        await this.m.Cluster.updateOne({ _id: id }, { $set: { "ssh.hostKeyPins": next } });
+      }
+      return added;
+    });
   }
 
   /**
@@ -117,6 +126,16 @@ export class ClusterRepo {
       return true;
     });
   }
+}
+
+type StoredCluster = Omit<ClusterDoc, "ssh"> & {
+  ssh: Omit<ClusterDoc["ssh"], "hostKeys"> & { hostKeyPins?: Array<{ node: string; fingerprint: string }> };
+};
+
+function hydrateCluster(raw: StoredCluster | null): ClusterDoc | null {
+  if (!raw) return null;
+  const { hostKeyPins, ...ssh } = raw.ssh;
+  return { ...raw, ssh: { ...ssh, hostKeys: Object.fromEntries((hostKeyPins ?? []).map((p) => [p.node, p.fingerprint])) } };
 }
 
 export function clusterView(doc: ClusterDoc): ClusterView {

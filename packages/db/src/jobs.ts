@@ -66,16 +66,18 @@ export class JobRepo {
         framework: job.spec.framework,
         clusterId: job.clusterId,
         clusterName: job.clusterName,
-        spec: job.spec,
+        spec: { ...job.spec, files: {} },
+        files: Object.entries(job.spec.files ?? {}).map(([path, content]) => ({ path, content })),
+        fileNames: Object.keys(job.spec.files ?? {}),
         specHash: hash,
         idempotencyKey: key,
         status: "PENDING",
         attempts: [],
       });
-      return { job: doc.toObject(), created: true };
+      return { job: hydrateJob(doc.toObject())!, created: true };
     } catch (err) {
       if ((err as { code?: number }).code !== 11000) throw err;
-      const existing = await this.m.Job.findOne({ team: job.team, idempotencyKey: key }).lean<JobDoc>();
+      const existing = hydrateJob(await this.m.Job.findOne({ team: job.team, idempotencyKey: key }).lean<JobDoc>());
       if (!existing) throw err;
       if (existing.specHash !== hash) throw conflict("this Idempotency-Key was already used with a different job spec");
       return { job: existing, created: false };
@@ -84,11 +86,11 @@ export class JobRepo {
 
   async byId(id: string | Types.ObjectId): Promise<JobDoc | null> {
     if (!isObjectId(id)) return null;
-    return this.m.Job.findById(id).lean<JobDoc>();
+    return hydrateJob(await this.m.Job.findById(id).lean<JobDoc>());
   }
 
   async getForTeam(team: string, id: string): Promise<JobDoc> {
-    const doc = isObjectId(id) ? await this.m.Job.findOne({ _id: id, team }).lean<JobDoc>() : null;
+    const doc = isObjectId(id) ? hydrateJob(await this.m.Job.findOne({ _id: id, team }).lean<JobDoc>()) : null;
     if (!doc) throw notFound(`job '${id}'`);
     return doc;
   }
@@ -98,11 +100,7 @@ export class JobRepo {
     if (q.status) filter.status = q.status;
     if (q.project) filter.project = q.project;
     const [items, total] = await Promise.all([
-      this.m.Job.find(filter, { "spec.files": 0 })
-        .sort({ createdAt: -1, _id: -1 })
-        .skip(q.offset)
-        .limit(q.limit)
-        .lean<JobDoc[]>(),
+      this.m.Job.find(filter, { files: 0 }).sort({ createdAt: -1, _id: -1 }).skip(q.offset).limit(q.limit).lean<JobDoc[]>(),
       this.m.Job.countDocuments(filter),
     ]);
     return { items, total };
@@ -110,13 +108,13 @@ export class JobRepo {
 
   /** Jobs of a cluster in the given statuses, oldest first (the scheduler's FIFO order). */
   async listByCluster(clusterId: Types.ObjectId, statuses: JobStatus[]): Promise<JobDoc[]> {
-    return this.m.Job.find({ clusterId, status: { $in: statuses } }, { "spec.files": 0 })
+    return this.m.Job.find({ clusterId, status: { $in: statuses } }, { files: 0 })
       .sort({ createdAt: 1, _id: 1 })
       .lean<JobDoc[]>();
   }
 
   async listByStatus(statuses: JobStatus[], limit = 1000): Promise<JobDoc[]> {
-    return this.m.Job.find({ status: { $in: statuses } }, { "spec.files": 0 })
+    return this.m.Job.find({ status: { $in: statuses } }, { files: 0 })
       .sort({ createdAt: 1 })
       .limit(limit)
       .lean<JobDoc[]>();
@@ -137,7 +135,9 @@ export class JobRepo {
     if (opts.attemptId !== undefined) filter.currentAttemptId = opts.attemptId;
     const update: UpdateQuery<JobDoc> = { $set: { status: to, ...(opts.set ?? {}) } };
     if (opts.unset?.length) update.$unset = Object.fromEntries(opts.unset.map((k) => [k, 1]));
-    return this.locked(id, () => this.m.Job.findOneAndUpdate(filter, update, { returnDocument: "after" }).lean<JobDoc>());
+    return this.locked(id, async () =>
+      hydrateJob(await this.m.Job.findOneAndUpdate(filter, update, { returnDocument: "after" }).lean<JobDoc>()),
+    );
   }
 
   /** Claim a QUEUED/RETRYING job for a new attempt (status LAUNCHING). Null when another launcher won. */
@@ -148,16 +148,18 @@ export class JobRepo {
     expectedAttempts: number,
   ): Promise<JobDoc | null> {
     assertTransition(from, "LAUNCHING");
-    return this.locked(id, () =>
-      this.m.Job.findOneAndUpdate(
-        { _id: id, status: { $in: from }, attempts: { $size: expectedAttempts } },
-        {
-          $set: { status: "LAUNCHING", currentAttemptId: attempt.id },
-          $push: { attempts: attempt },
-          $unset: { waitingReason: 1 },
-        },
-        { returnDocument: "after" },
-      ).lean<JobDoc>(),
+    return this.locked(id, async () =>
+      hydrateJob(
+        await this.m.Job.findOneAndUpdate(
+          { _id: id, status: { $in: from }, attempts: { $size: expectedAttempts } },
+          {
+            $set: { status: "LAUNCHING", currentAttemptId: attempt.id },
+            $push: { attempts: attempt },
+            $unset: { waitingReason: 1 },
+          },
+          { returnDocument: "after" },
+        ).lean<JobDoc>(),
+      ),
     );
   }
 
@@ -187,14 +189,23 @@ export class JobRepo {
    * whichever came first). Returns the job when this call set the request.
    */
   async requestStop(id: Types.ObjectId | string, attemptId: string, stop: StopRequestDoc): Promise<JobDoc | null> {
-    return this.locked(id, () =>
-      this.m.Job.findOneAndUpdate(
-        { _id: id, currentAttemptId: attemptId, status: { $in: ["LAUNCHING", "RUNNING"] }, stopRequest: { $exists: false } },
-        { $set: { stopRequest: stop } },
-        { returnDocument: "after" },
-      ).lean<JobDoc>(),
+    return this.locked(id, async () =>
+      hydrateJob(
+        await this.m.Job.findOneAndUpdate(
+          { _id: id, currentAttemptId: attemptId, status: { $in: ["LAUNCHING", "RUNNING"] }, stopRequest: { $exists: false } },
+          { $set: { stopRequest: stop } },
+          { returnDocument: "after" },
+        ).lean<JobDoc>(),
+      ),
     );
   }
+}
+
+/** Rebuild spec.files from the stored list (file names hold '.', which MongoDB-wire keys may not). */
+function hydrateJob(raw: JobDoc | null): JobDoc | null {
+  if (!raw) return null;
+  const { files, ...rest } = raw;
+  return { ...rest, spec: { ...raw.spec, files: Object.fromEntries((files ?? []).map((f) => [f.path, f.content])) } };
 }
 
 function isObjectId(id: string | Types.ObjectId): boolean {
@@ -259,7 +270,7 @@ export function jobView(doc: JobDoc): JobView {
     ...(doc.waitingReason ? { waitingReason: doc.waitingReason } : {}),
     ...(doc.failure?.reason ? { failure: doc.failure } : {}),
     ...(doc.stopRequest?.kind ? { stopRequest: { ...doc.stopRequest, requestedAt: iso(doc.stopRequest.requestedAt)! } } : {}),
-    spec: { ...spec, files: Object.keys(files ?? {}) },
+    spec: { ...spec, files: doc.fileNames ?? Object.keys(files ?? {}) },
     createdAt: iso(doc.createdAt)!,
     updatedAt: iso(doc.updatedAt)!,
     ...(doc.startedAt ? { startedAt: iso(doc.startedAt) } : {}),

@@ -24,6 +24,7 @@ export interface ClusterDoc {
   ports: { min: number; max: number };
   ssh: {
     credentialId: Types.ObjectId;
+    /** Pinned fingerprints by node name (stored as a list: node names may contain '.'). */
     hostKeys: Record<string, string>;
     trustOnFirstUse: boolean;
     jumpHost?: { host: string; port: number; user: string; hostKey: string };
@@ -51,7 +52,8 @@ const clusterSchema = new Schema<ClusterDoc>(
     ssh: new Schema(
       {
         credentialId: { type: Schema.Types.ObjectId, required: true },
-        hostKeys: { type: Schema.Types.Mixed, default: {} },
+        // MongoDB-wire servers refuse '.' in keys (FerretDB does), and node names may hold one.
+        hostKeyPins: { type: [new Schema({ node: String, fingerprint: String }, opts)], default: [] },
         trustOnFirstUse: { type: Boolean, default: false },
         jumpHost: new Schema({ host: String, port: Number, user: String, hostKey: String }, opts),
         hasPassphrase: { type: Boolean, default: false },
@@ -136,8 +138,13 @@ export interface JobDoc {
   framework: string;
   clusterId: Types.ObjectId;
   clusterName: string;
+  /** The submitted spec; `files` is rebuilt from the `files` list on read (file names hold '.'). */
   spec: JobSpec;
   specHash: string;
+  /** Stored inline files; read code uses spec.files. */
+  files?: Array<{ path: string; content: string }>;
+  /** Names of the inline files, kept apart so listings need not load the contents. */
+  fileNames: string[];
   idempotencyKey: string;
   status: JobStatus;
   currentAttemptId?: string;
@@ -191,6 +198,8 @@ const jobSchema = new Schema<JobDoc>(
     clusterId: { type: Schema.Types.ObjectId, required: true },
     clusterName: { type: String, required: true },
     spec: { type: Schema.Types.Mixed, required: true },
+    files: { type: [new Schema({ path: String, content: String }, opts)], default: [] },
+    fileNames: { type: [String], default: [] },
     specHash: { type: String, required: true },
     idempotencyKey: { type: String, required: true },
     status: { type: String, enum: JOB_STATUSES, required: true },

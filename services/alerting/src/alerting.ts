@@ -1,15 +1,12 @@
-import type { Logger, workerConfigShape } from "@trainyard/common";
+import type { Logger, WorkerConfig } from "@trainyard/common";
 import { type RunningService, startServiceBase, startWorkers } from "@trainyard/runtime";
 import { Counter } from "prom-client";
-import type { z } from "zod";
-
-export type AlertingConfig = z.infer<z.ZodObject<typeof workerConfigShape>>;
 
 /**
  * The alerting service. In this build it consumes alert events, logs them and counts them;
  * delivery channels (webhook, Slack, email) are not implemented yet, and nothing is reported as sent.
  */
-export async function startAlerting(config: AlertingConfig, logger?: Logger): Promise<RunningService> {
+export async function startAlerting(config: WorkerConfig, logger?: Logger): Promise<RunningService> {
   const base = await startServiceBase("alerting", config, logger ? { logger } : {});
   const received = new Counter({
     name: "trainyard_alert_events_received_total",

@@ -1,15 +1,12 @@
-import type { Logger, workerConfigShape } from "@trainyard/common";
+import type { Logger, WorkerConfig } from "@trainyard/common";
 import { type RunningService, startServiceBase, startWorkers } from "@trainyard/runtime";
 import { Counter } from "prom-client";
-import type { z } from "zod";
-
-export type CostConfig = z.infer<z.ZodObject<typeof workerConfigShape>>;
 
 /**
  * The cost service. In this build it consumes job lifecycle events and counts them; pricing,
  * roll-ups and budgets are not implemented yet, and nothing here claims a cost.
  */
-export async function startCost(config: CostConfig, logger?: Logger): Promise<RunningService> {
+export async function startCost(config: WorkerConfig, logger?: Logger): Promise<RunningService> {
   const base = await startServiceBase("cost", config, logger ? { logger } : {});
   const received = new Counter({
     name: "trainyard_cost_events_received_total",

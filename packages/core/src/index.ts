@@ -1,0 +1,2 @@
+export * from "./node-gateway";
+export * from "./scheduling";

@@ -1,0 +1,199 @@
+import type { ClusterDoc, CredentialRepo } from "@trainyard/db";
+import {
+  logReadCommand,
+  type NodePlan,
+  type ProbeResult,
+  parseProbe,
+  parseSurvivors,
+  probeCommand,
+  shellJoin,
+  startCommand,
+  stopCommand,
+  survivorsCommand,
+} from "@trainyard/frameworks";
+import { type SshCredentials, type SshPool, type SshTarget, scanHostKey } from "@trainyard/ssh";
+
+export interface GatewayOptions {
+  stopGraceMs: number;
+  logTailBytes: number;
+  commandTimeoutMs: number;
+}
+
+export interface StopOutcome {
+  node: string;
+  /** Pids of the attempt still alive after TERM and KILL (empty means verified clean). */
+  survivors: number[];
+}
+
+export interface NodeCheck {
+  node: string;
+  reachable: boolean;
+  hostKeyFingerprint?: string;
+  pinned: boolean;
+  /** GPUs listed by nvidia-smi; absent when the node has no nvidia-smi. */
+  gpus?: string[];
+  error?: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Everything Trainyard does on a node, for one cluster: prepare and start an attempt, probe it,
+ * stop it, read its log, check reachability. Commands come from @trainyard/frameworks, which
+ * quotes every value; this class only moves them over SSH.
+ */
+export class NodeGateway {
+  constructor(
+    private readonly ssh: SshPool,
+    private readonly credentials: CredentialRepo,
+    private readonly opts: GatewayOptions,
+  ) {}
+
+  target(cluster: ClusterDoc, nodeName: string): SshTarget {
+    const node = cluster.nodes.find((n) => n.name === nodeName);
+    if (!node) throw new Error(`cluster '${cluster.name}' has no node '${nodeName}'`);
+    const jump = cluster.ssh.jumpHost;
+    const fp = cluster.ssh.hostKeys?.[nodeName];
+    return {
+      host: node.host,
+      port: node.port,
+      user: node.user,
+      ...(fp ? { hostKeyFingerprint: fp } : {}),
+      ...(jump?.host
+        ? { jumpHost: { host: jump.host, port: jump.port, user: jump.user, hostKeyFingerprint: jump.hostKey } }
+        : {}),
+    };
+  }
+
+  private creds(cluster: ClusterDoc): Promise<SshCredentials> {
+    return this.credentials.openSsh(cluster.ssh.credentialId);
+  }
+
+  private async run(cluster: ClusterDoc, nodeName: string, command: string, timeoutMs = this.opts.commandTimeoutMs) {
+    return this.ssh.exec(this.target(cluster, nodeName), await this.creds(cluster), command, { timeoutMs });
+  }
+
+  /** Upload the plan's files (launch.sh, env and the job's inline files) into the attempt directory. */
+  async prepare(cluster: ClusterDoc, plan: NodePlan): Promise<void> {
+    const modes: Record<string, number> = { env: 0o600, "launch.sh": 0o700 };
+    const files = Object.entries(plan.files).map(([p, content]) => ({
+      path: `${plan.dir}/${p}`,
+      content,
+      mode: modes[p] ?? 0o644,
+    }));
+    await this.ssh.upload(this.target(cluster, plan.node), await this.creds(cluster), files);
+  }
+
+  /** Start the attempt detached (setsid) and wait until its wrapper has recorded its process group. */
+  async start(cluster: ClusterDoc, plan: NodePlan, waitMs = 10_000): Promise<number> {
+    const res = await this.run(cluster, plan.node, startCommand(plan.dir));
+    if (res.code !== 0)
+      throw new Error(`start command exited ${res.code ?? `by signal ${res.signal ?? "?"}`}: ${res.stderr.trim().slice(0, 300)}`);
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const probe = await this.probe(cluster, plan.node, plan.dir, plan.env.TRAINYARD_ATTEMPT_ID ?? "");
+      if (probe.started && probe.pgid) return probe.pgid;
+      if (Date.now() > deadline) throw new Error(`wrapper did not start within ${waitMs} ms`);
+      await sleep(200);
+    }
+  }
+
+  async probe(cluster: ClusterDoc, nodeName: string, dir: string, attemptId: string): Promise<ProbeResult> {
+    const res = await this.run(
+      cluster,
+      nodeName,
+      probeCommand(dir, { logTailBytes: this.opts.logTailBytes, metricsLines: 20, attemptId }),
+    );
+    if (res.code !== 0) throw new Error(`probe exited ${res.code}: ${res.stderr.trim().slice(0, 300)}`);
+    return parseProbe(res.stdout);
+  }
+
+  async survivors(cluster: ClusterDoc, nodeName: string, dir: string, attemptId: string): Promise<number[]> {
+    const res = await this.run(cluster, nodeName, survivorsCommand(dir, attemptId));
+    return parseSurvivors(res.stdout);
+  }
+
+  /** TERM the attempt's processes, wait up to the grace period, KILL what is left, then verify. */
+  async stop(cluster: ClusterDoc, nodeName: string, dir: string, attemptId: string): Promise<StopOutcome> {
+    await this.run(cluster, nodeName, stopCommand(dir, attemptId, "TERM"));
+    const deadline = Date.now() + this.opts.stopGraceMs;
+    let left = await this.survivors(cluster, nodeName, dir, attemptId);
+    while (left.length && Date.now() < deadline) {
+      await sleep(250);
+      left = await this.survivors(cluster, nodeName, dir, attemptId);
+    }
+    if (left.length) {
+      await this.run(cluster, nodeName, stopCommand(dir, attemptId, "KILL"));
+      await sleep(200);
+      left = await this.survivors(cluster, nodeName, dir, attemptId);
+    }
+    return { node: nodeName, survivors: left };
+  }
+
+  /** Raw bytes of the attempt's output.log from an offset (collected as bytes, so UTF-8 is never split wrongly). */
+  async readLog(cluster: ClusterDoc, nodeName: string, dir: string, fromByte: number, maxBytes: number): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    await this.ssh.exec(this.target(cluster, nodeName), await this.creds(cluster), logReadCommand(dir, fromByte, maxBytes), {
+      timeoutMs: this.opts.commandTimeoutMs,
+      maxOutputBytes: 0,
+      onStdout: (c) => chunks.push(c),
+    });
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * Connect to a node: its host-key fingerprint (scanned, so a check can report a changed key),
+   * whether the pin matches, and the GPUs nvidia-smi lists.
+   */
+  async check(cluster: ClusterDoc, nodeName: string, pin?: string): Promise<NodeCheck> {
+    const node = cluster.nodes.find((n) => n.name === nodeName)!;
+    let fingerprint: string | undefined;
+    try {
+      fingerprint = await scanHostKey({ host: node.host, port: node.port }, this.opts.commandTimeoutMs);
+    } catch (err) {
+      return { node: nodeName, reachable: false, pinned: false, error: (err as Error).message };
+    }
+    const expected = pin ?? cluster.ssh.hostKeys?.[nodeName];
+    if (expected && expected !== fingerprint) {
+      return {
+        node: nodeName,
+        reachable: true,
+        hostKeyFingerprint: fingerprint,
+        pinned: false,
+        error: `host key mismatch: pinned ${expected}, node presents ${fingerprint}`,
+      };
+    }
+    try {
+      const target = { ...this.target(cluster, nodeName), hostKeyFingerprint: expected ?? fingerprint };
+      const res = await this.ssh.exec(
+        target,
+        await this.creds(cluster),
+        shellJoin([
+          "sh",
+          "-c",
+          "command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=index,name --format=csv,noheader || true",
+        ]),
+        { timeoutMs: this.opts.commandTimeoutMs },
+      );
+      const gpus = res.stdout
+        .split("\n")
+        .map((l) => l.trim())
+        .filter(Boolean);
+      return {
+        node: nodeName,
+        reachable: true,
+        hostKeyFingerprint: fingerprint,
+        pinned: Boolean(expected),
+        ...(gpus.length ? { gpus } : {}),
+      };
+    } catch (err) {
+      return {
+        node: nodeName,
+        reachable: false,
+        hostKeyFingerprint: fingerprint,
+        pinned: Boolean(expected),
+        error: (err as Error).message,
+      };
+    }
+  }
+}

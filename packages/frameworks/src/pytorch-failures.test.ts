@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+import { torchrunRootCause, torchrunWorkerFailure } from "./pytorch-failures";
+
+describe("torchrunWorkerFailure", () => {
+  it("reads the agent's failure line (the agent itself may still be alive in its exit barrier)", () => {
+    const tail =
+      "rank 3 failing\nWARNING:torch.distributed.elastic.multiprocessing.api:Sending process 24610 closing signal SIGTERM\n" +
+      "ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: 7) local_rank: 1 (pid: 24612) of binary: python3\n";
+    expect(torchrunWorkerFailure(tail)).toEqual({ localRank: 1, exitCode: 7 });
+  });
+
+  it("reads negative exit codes (signals) and ignores logs without a failure", () => {
+    expect(torchrunWorkerFailure("failed (exitcode: -9) local_rank: 0 (pid: 1)")).toEqual({ localRank: 0, exitCode: -9 });
+    expect(torchrunWorkerFailure("step 5/40 loss 0.1")).toBeUndefined();
+  });
+});
+
+describe("torchrunRootCause", () => {
+  it("reads rank and exit code from torchrun's failure summary", () => {
+    const tail = [
+      "train.py FAILED",
+      "Root Cause (first observed failure):",
+      "[0]:",
+      "  time      : 2026-01-01_00:00:00",
+      "  host      : n2",
+      "  rank      : 3 (local_rank: 1)",
+      "  exitcode  : 7 (pid: 4242)",
+    ].join("\n");
+    expect(torchrunRootCause(tail)).toEqual({ rank: 3, exitCode: 7 });
+  });
+
+  it("returns nothing when there is no summary", () => {
+    expect(torchrunRootCause("Traceback ... boom")).toEqual({});
+  });
+});

@@ -1,0 +1,36 @@
+/**
+ * What torchrun's log says about failed ranks.
+ *
+ * Why the monitor needs this: when a local worker dies, torch 1.13's agent logs the failure at once
+ * but then waits in its exit barrier (up to 300 s) for the agents on the other nodes, so the node's
+ * process stays alive. Reading the agent's line lets Trainyard stop the gang right away.
+ */
+export interface WorkerFailure {
+  localRank: number;
+  exitCode: number;
+}
+
+const AGENT_FAILURE = /failed \(exitcode: (-?\d+)\) local_rank: (\d+)/g;
+
+/** The latest "failed (exitcode: N) local_rank: R" the agent logged, if any. */
+export function torchrunWorkerFailure(logTail: string): WorkerFailure | undefined {
+  let last: RegExpExecArray | null = null;
+  for (const m of logTail.matchAll(AGENT_FAILURE)) last = m;
+  return last ? { exitCode: Number(last[1]), localRank: Number(last[2]) } : undefined;
+}
+
+/**
+ * torchrun's final failure summary names the first failed global rank ("rank      : 3 (local_rank: 1)",
+ * "exitcode  : 3 (pid: 123)").
+ */
+export function torchrunRootCause(logTail: string): { rank?: number; exitCode?: number } {
+  const at = logTail.lastIndexOf("Root Cause");
+  if (at < 0) return {};
+  const section = logTail.slice(at);
+  const rank = /rank\s*:\s*(\d+)/.exec(section);
+  const code = /exitcode\s*:\s*(-?\d+)/.exec(section);
+  return {
+    ...(rank ? { rank: Number(rank[1]) } : {}),
+    ...(code ? { exitCode: Number(code[1]) } : {}),
+  };
+}

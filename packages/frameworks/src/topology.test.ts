@@ -1,0 +1,99 @@
+import type { NodeSpec } from "@trainyard/common";
+import { describe, expect, it } from "vitest";
+import { validateTopology } from "./topology";
+
+function node(name: string, gpus: number, over: Partial<NodeSpec> = {}): NodeSpec {
+  return {
+    name,
+    host: `10.0.0.${name.replace(/\D/g, "") || 1}`,
+    port: 22,
+    user: "train",
+    gpus,
+    gpuType: "a100",
+    workRoot: "/srv/ty",
+    ...over,
+  };
+}
+const ports = { min: 29500, max: 29999 };
+const job = (nodes: number, gpusPerNode: number) => ({ framework: "pytorch" as const, resources: { nodes, gpusPerNode } });
+
+describe("validateTopology", () => {
+  it("accepts a job that fits", () => {
+    expect(validateTopology(job(2, 2), { nodes: [node("n1", 2), node("n2", 4)], ports })).toEqual([]);
+  });
+
+  it("nodes.count: more nodes than the cluster has", () => {
+    const issues = validateTopology(job(3, 1), { nodes: [node("n1", 2), node("n2", 2)], ports });
+    expect(issues).toEqual([{ rule: "nodes.count", message: "job needs 3 nodes but the cluster has 2 nodes (n1, n2)" }]);
+  });
+
+  it("gpus.per_node: no node is big enough, names the largest", () => {
+    const issues = validateTopology(job(1, 8), { nodes: [node("n1", 2), node("n2", 4)], ports });
+    expect(issues).toEqual([
+      {
+        rule: "gpus.per_node",
+        node: "n2",
+        message: "job needs 1 node with 8 GPUs each; no node has that many; the largest node is n2 with 4 GPUs",
+      },
+    ]);
+  });
+
+  it("gpus.per_node: not enough big nodes", () => {
+    const issues = validateTopology(job(2, 4), { nodes: [node("n1", 8), node("n2", 2), node("n3", 1)], ports });
+    expect(issues).toEqual([
+      {
+        rule: "gpus.per_node",
+        node: "n1",
+        message: "job needs 2 nodes with 4 GPUs each; only n1 (8) has enough; the largest node is n1 with 8 GPUs",
+      },
+    ]);
+  });
+
+  it("reports nodes.count and gpus.per_node together when both block", () => {
+    const issues = validateTopology(job(3, 2), { nodes: [node("n1", 2), node("n2", 1)], ports });
+    expect(issues.map((i) => i.rule)).toEqual(["nodes.count", "gpus.per_node"]);
+  });
+
+  it("hosts.unique: two nodes on the same user@host:port", () => {
+    const issues = validateTopology(job(1, 1), {
+      nodes: [
+        node("n1", 2, { host: "127.0.0.2" }),
+        node("n2", 2, { host: "127.0.0.2" }),
+        node("n3", 2, { host: "127.0.0.2", port: 2222 }),
+      ],
+      ports,
+    });
+    expect(issues).toEqual([
+      {
+        rule: "hosts.unique",
+        node: "n2",
+        message: "nodes n1 and n2 are the same machine account train@127.0.0.2:22; each node needs its own user@host:port",
+      },
+    ]);
+  });
+
+  it("ports.range: range smaller than one job's port block", () => {
+    const issues = validateTopology(job(1, 1), { nodes: [node("n1", 1)], ports: { min: 29500, max: 29502 } });
+    expect(issues).toEqual([
+      { rule: "ports.range", message: "port range 29500-29502 holds 3 ports; a pytorch job needs a block of 4" },
+    ]);
+    expect(validateTopology(job(1, 1), { nodes: [node("n1", 1)], ports: { min: 29500, max: 29503 } })).toEqual([]);
+  });
+
+  it("gpu.homogeneous is not required for pytorch", () => {
+    const nodes = [node("n1", 2, { gpuType: "a100" }), node("n2", 2, { gpuType: "h100" })];
+    expect(validateTopology(job(2, 2), { nodes, ports })).toEqual([]);
+  });
+
+  it("gpu.homogeneous: applies to frameworks that require it", () => {
+    const nodes = [node("n1", 2, { gpuType: "a100" }), node("n2", 2, { gpuType: "h100" }), node("n3", 2, { gpuType: "a100" })];
+    const req = { portsPerNode: 4, homogeneousGpus: true };
+    expect(validateTopology(job(2, 2), { nodes, ports }, req)).toEqual([]);
+    expect(validateTopology(job(3, 2), { nodes, ports }, req)).toEqual([
+      {
+        rule: "gpu.homogeneous",
+        message: "pytorch needs the same GPU type on all 3 nodes; the eligible nodes mix a100 (n1, n3), h100 (n2)",
+      },
+    ]);
+  });
+});

@@ -1,0 +1,100 @@
+import type { JobSpec, NodeSpec, PortRange } from "@trainyard/common";
+import { type FrameworkRequirements, frameworkRequirements } from "./requirements";
+
+/** One reason a job can never run on a cluster (as opposed to "not now": that is allocation's job). */
+export interface TopologyIssue {
+  /** Stable id: nodes.count, gpus.per_node, hosts.unique, ports.range, gpu.homogeneous. */
+  rule: string;
+  node?: string;
+  message: string;
+}
+
+export interface TopologyCluster {
+  nodes: NodeSpec[];
+  ports: PortRange;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/**
+ * Checks a job against the cluster's static shape. An empty list means the job fits an idle
+ * cluster; a non-empty one means it never will, so the API refuses it with these messages.
+ * `requirements` defaults to the framework's own (tests and future frameworks may pass others).
+ */
+export function validateTopology(
+  spec: Pick<JobSpec, "framework" | "resources">,
+  cluster: TopologyCluster,
+  requirements: FrameworkRequirements = frameworkRequirements(spec.framework),
+): TopologyIssue[] {
+  const issues: TopologyIssue[] = [];
+  const { nodes: wanted, gpusPerNode } = spec.resources;
+  const nodes = cluster.nodes;
+
+  if (wanted > nodes.length) {
+    issues.push({
+      rule: "nodes.count",
+      message: `job needs ${plural(wanted, "node")} but the cluster has ${plural(nodes.length, "node")}${
+        nodes.length ? ` (${nodes.map((n) => n.name).join(", ")})` : ""
+      }`,
+    });
+  }
+
+  const bigEnough = nodes.filter((n) => n.gpus >= gpusPerNode);
+  // Past nodes.count, only complain when GPUs are a further, separate obstacle.
+  if (bigEnough.length < Math.min(wanted, nodes.length)) {
+    const largest = nodes.reduce<NodeSpec | undefined>(
+      (best, n) => (best === undefined || n.gpus > best.gpus ? n : best),
+      undefined,
+    );
+    const which =
+      bigEnough.length === 0
+        ? "no node has that many"
+        : `only ${bigEnough.map((n) => `${n.name} (${n.gpus})`).join(", ")} ${bigEnough.length === 1 ? "has" : "have"} enough`;
+    issues.push({
+      rule: "gpus.per_node",
+      ...(largest ? { node: largest.name } : {}),
+      message: `job needs ${plural(wanted, "node")} with ${plural(gpusPerNode, "GPU")} each; ${which}${
+        largest ? `; the largest node is ${largest.name} with ${plural(largest.gpus, "GPU")}` : ""
+      }`,
+    });
+  }
+
+  const endpoints = new Map<string, string>();
+  for (const n of nodes) {
+    const ep = `${n.user}@${n.host}:${n.port}`;
+    const first = endpoints.get(ep);
+    if (first !== undefined) {
+      issues.push({
+        rule: "hosts.unique",
+        node: n.name,
+        message: `nodes ${first} and ${n.name} are the same machine account ${ep}; each node needs its own user@host:port`,
+      });
+    } else {
+      endpoints.set(ep, n.name);
+    }
+  }
+
+  const size = cluster.ports.max - cluster.ports.min + 1;
+  if (size < requirements.portsPerNode) {
+    issues.push({
+      rule: "ports.range",
+      message: `port range ${cluster.ports.min}-${cluster.ports.max} holds ${plural(Math.max(size, 0), "port")}; a ${spec.framework} job needs a block of ${requirements.portsPerNode}`,
+    });
+  }
+
+  if (requirements.homogeneousGpus) {
+    const byType = new Map<string, string[]>();
+    for (const n of bigEnough) byType.set(n.gpuType, [...(byType.get(n.gpuType) ?? []), n.name]);
+    const best = Math.max(0, ...[...byType.values()].map((v) => v.length));
+    if (byType.size > 1 && best < wanted) {
+      issues.push({
+        rule: "gpu.homogeneous",
+        message: `${spec.framework} needs the same GPU type on all ${plural(wanted, "node")}; the eligible nodes mix ${[...byType]
+          .map(([t, ns]) => `${t} (${ns.join(", ")})`)
+          .join(", ")}`,
+      });
+    }
+  }
+
+  return issues;
+}

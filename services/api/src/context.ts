@@ -1,0 +1,25 @@
+import type { apiConfigShape, Logger } from "@trainyard/common";
+import type { NodeGateway } from "@trainyard/core";
+import type { Repos } from "@trainyard/db";
+import type { QueueBus } from "@trainyard/runtime";
+import type { z } from "zod";
+
+export type ApiConfig = z.infer<z.ZodObject<typeof apiConfigShape>>;
+
+/**
+ * The team every request acts for until teams (and API keys) exist. The one place it is named:
+ * routes read the caller's team from `res.locals.team`, which the auth middleware sets from this.
+ */
+export const DEFAULT_TEAM = "default";
+
+/** What the use cases need; built once per running API (no module-level state). */
+export interface ApiDeps {
+  repos: Repos;
+  bus: QueueBus;
+  gateway: NodeGateway;
+  logger: Logger;
+  /** Poll interval of followed logs (SSE). */
+  logPollMs: number;
+  /** Live log followers, ended when the API closes so the HTTP server can stop. */
+  streams: Set<() => void>;
+}

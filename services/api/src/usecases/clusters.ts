@@ -1,0 +1,100 @@
+import { type ClusterView, clusterSpecSchema } from "@trainyard/common";
+import type { NodeCheck } from "@trainyard/core";
+import { clusterView } from "@trainyard/db";
+import type { ApiDeps } from "../context";
+
+/**
+ * Register a cluster: the SSH key is sealed into the credential store first, the cluster then
+ * refers to it by id. Neither the key nor the passphrase is ever returned or logged.
+ */
+export async function registerCluster(deps: ApiDeps, team: string, body: unknown): Promise<ClusterView> {
+  const spec = clusterSpecSchema.parse(body);
+  const { privateKey, passphrase } = spec.ssh;
+  const credentialId = await deps.repos.credentials.createSsh(team, {
+    privateKey,
+    ...(passphrase !== undefined ? { passphrase } : {}),
+  });
+  try {
+    const doc = await deps.repos.clusters.create(team, spec, credentialId);
+    deps.logger.info({ cluster: doc.name, clusterId: doc._id.toString(), nodes: doc.nodes.length }, "cluster registered");
+    return clusterView(doc);
+  } catch (err) {
+    // No orphaned secrets: a refused cluster (e.g. a duplicate name) takes its credential with it.
+    await deps.repos.credentials.delete(credentialId).catch(() => undefined);
+    throw err;
+  }
+}
+
+export async function listClusters(deps: ApiDeps, team: string): Promise<ClusterView[]> {
+  return (await deps.repos.clusters.list(team)).map(clusterView);
+}
+
+export async function getCluster(deps: ApiDeps, team: string, idOrName: string): Promise<ClusterView> {
+  return clusterView(await deps.repos.clusters.getForTeam(team, idOrName));
+}
+
+export interface NodeCheckReport extends NodeCheck {
+  /** The node presented a key other than the pinned one (it is never re-pinned by a check). */
+  hostKeyMismatch?: true;
+  /** This check pinned the node's key (trust on first use). */
+  pinnedNow?: true;
+}
+
+/**
+ * Connect to every node of a cluster. With `ssh.trustOnFirstUse`, a reachable node without a
+ * pinned key gets the key it presented pinned; a node whose key differs from its pin is reported
+ * (and alerted), never re-pinned.
+ */
+export async function checkCluster(deps: ApiDeps, team: string, idOrName: string): Promise<{ nodes: NodeCheckReport[] }> {
+  const cluster = await deps.repos.clusters.getForTeam(team, idOrName);
+  const pins = cluster.ssh.hostKeys ?? {};
+  const results: NodeCheckReport[] = await Promise.all(
+    cluster.nodes.map(async (n): Promise<NodeCheckReport> => {
+      try {
+        return await deps.gateway.check(cluster, n.name);
+      } catch (err) {
+        return { node: n.name, reachable: false, pinned: Boolean(pins[n.name]), error: (err as Error).message };
+      }
+    }),
+  );
+
+  const toPin: Record<string, string> = {};
+  for (const r of results) {
+    const pin = pins[r.node];
+    if (pin && r.hostKeyFingerprint && r.hostKeyFingerprint !== pin) {
+      r.hostKeyMismatch = true;
+      r.pinned = false;
+    } else if (!pin && cluster.ssh.trustOnFirstUse && r.reachable && r.hostKeyFingerprint) {
+      toPin[r.node] = r.hostKeyFingerprint;
+    }
+  }
+  if (Object.keys(toPin).length) {
+    // pinHostKeys never replaces a pin set meanwhile (e.g. by a concurrent check); it returns what it pinned.
+    const pinned = await deps.repos.clusters.pinHostKeys(cluster._id, toPin);
+    for (const r of results) {
+      if (pinned[r.node]) {
+        r.pinned = true;
+        r.pinnedNow = true;
+      }
+    }
+    deps.logger.info({ cluster: cluster.name, pinned }, "host keys pinned on first use");
+  }
+
+  const mismatched = results.filter((r) => r.hostKeyMismatch);
+  for (const r of mismatched) {
+    deps.logger.warn(
+      { cluster: cluster.name, node: r.node, presented: r.hostKeyFingerprint, pinned: pins[r.node] },
+      "host key mismatch",
+    );
+    await deps.bus
+      .send("alerts", {
+        type: "node.hostkey_mismatch",
+        severity: "critical",
+        clusterId: cluster._id.toString(),
+        message: `cluster ${cluster.name}, node ${r.node}: host key changed (pinned ${pins[r.node]}, presented ${r.hostKeyFingerprint})`,
+        at: new Date().toISOString(),
+      })
+      .catch((err: Error) => deps.logger.warn({ err: err.message }, "could not queue host-key alert"));
+  }
+  return { nodes: results };
+}

@@ -1,0 +1,232 @@
+import {
+  badRequest,
+  type ClusterSpec,
+  conflict,
+  JOB_STATUSES,
+  type JobSpec,
+  type JobStatus,
+  type JobView,
+  jobSpecSchema,
+  nameSchema,
+  TERMINAL_STATUSES,
+  UserError,
+} from "@trainyard/common";
+import { offerQueuedJobs } from "@trainyard/core";
+import { type ClusterDoc, type JobDoc, jobView } from "@trainyard/db";
+import {
+  PYTORCH_PORTS_PER_NODE,
+  planPytorch,
+  redactEnv,
+  renderPlanText,
+  shellJoin,
+  validateTopology,
+} from "@trainyard/frameworks";
+import { z } from "zod";
+import type { ApiDeps } from "../context";
+
+/** A job as the API shows it: secret-looking env values of the spec redacted, as in a dry run. */
+export function publicJobView(doc: JobDoc): JobView {
+  const view = jobView(doc);
+  return { ...view, spec: { ...view.spec, env: redactEnv(view.spec.env ?? {}) } };
+}
+
+/** A team's cluster for a job spec; an unknown cluster is a bad request, not a missing resource. */
+async function resolveCluster(deps: ApiDeps, team: string, name: string): Promise<ClusterDoc> {
+  try {
+    return await deps.repos.clusters.getForTeam(team, name);
+  } catch (err) {
+    if (err instanceof UserError && err.status === 404) throw badRequest(`cluster '${name}' not found`);
+    throw err;
+  }
+}
+
+/** Parse the spec and check it against the cluster's shape; every reason it can never run is a 400. */
+async function validateJob(deps: ApiDeps, team: string, body: unknown): Promise<{ spec: JobSpec; cluster: ClusterDoc }> {
+  const spec = jobSpecSchema.parse(body);
+  const cluster = await resolveCluster(deps, team, spec.cluster);
+  const issues = validateTopology(spec, { nodes: cluster.nodes as ClusterSpec["nodes"], ports: cluster.ports });
+  if (issues.length) throw badRequest(issues.map((i) => i.message).join("; "), issues);
+  return { spec, cluster };
+}
+
+/** PENDING -> QUEUED and tell the launcher; a lost message is caught by the launcher's sweep of QUEUED jobs. */
+async function enqueue(deps: ApiDeps, job: JobDoc): Promise<JobStatus> {
+  let status = job.status;
+  if (status === "PENDING") {
+    const queued = await deps.repos.jobs.transition(job._id, ["PENDING"], "QUEUED");
+    status = queued?.status ?? (await deps.repos.jobs.byId(job._id))?.status ?? status;
+  }
+  if (status === "QUEUED") {
+    await deps.bus
+      .send("launch", { jobId: job._id.toString() })
+      .catch((err: Error) =>
+        deps.logger.warn(
+          { jobId: job._id.toString(), err: err.message },
+          "could not queue launch; the launcher's sweep will pick the job up",
+        ),
+      );
+  }
+  return status;
+}
+
+export interface SubmitResult {
+  created: boolean;
+  id: string;
+  status: JobStatus;
+}
+
+/**
+ * Accept a job: validate it against its cluster, store it (PENDING), queue it (QUEUED) and send a
+ * `launch` message. With an Idempotency-Key, a repeat returns the first job; the same key with a
+ * different spec is a 409.
+ */
+export async function submitJob(deps: ApiDeps, team: string, body: unknown, idempotencyKey?: string): Promise<SubmitResult> {
+  const { spec, cluster } = await validateJob(deps, team, body);
+  const { job, created } = await deps.repos.jobs.create({
+    team,
+    spec,
+    clusterId: cluster._id,
+    clusterName: cluster.name,
+    ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+  });
+  // A repeat finds the first job; if that request died between insert and queueing, finish it now.
+  const status = created || job.status === "PENDING" ? await enqueue(deps, job) : job.status;
+  if (created) deps.logger.info({ jobId: job._id.toString(), job: spec.name, cluster: cluster.name }, "job submitted");
+  return { created, id: job._id.toString(), status };
+}
+
+export interface DryRunNode {
+  node: string;
+  host: string;
+  nodeRank: number;
+  dir: string;
+  workdir: string;
+  argv: string[];
+  command: string;
+  env: Record<string, string>;
+  files: string[];
+}
+export interface DryRunResult {
+  valid: true;
+  framework: string;
+  rendezvous: string;
+  masterAddr: string;
+  masterPort: number;
+  portsPerNode: number;
+  nodes: DryRunNode[];
+  /** The plan as text (secret-looking env values redacted), as the CLI shows it. */
+  text: string;
+}
+
+/** Validate a job and show the launch plan it would get on an idle cluster. Runs nothing anywhere. */
+export async function dryRunJob(deps: ApiDeps, team: string, body: unknown): Promise<DryRunResult> {
+  const { spec, cluster } = await validateJob(deps, team, body);
+  const { nodes: wanted, gpusPerNode } = spec.resources;
+  const chosen = cluster.nodes.filter((n) => n.gpus >= gpusPerNode).slice(0, wanted);
+  if (chosen.length < wanted) throw badRequest(`cluster '${cluster.name}' has too few nodes with ${gpusPerNode} GPUs`);
+  const ports = Array.from({ length: PYTORCH_PORTS_PER_NODE }, (_, i) => cluster.ports.min + i);
+  const plan = planPytorch({
+    jobId: "dry-run-job",
+    attemptId: "dry-run-attempt",
+    attemptNumber: 1,
+    spec,
+    clusterEnv: cluster.env ?? {},
+    nodes: chosen.map((n) => ({
+      name: n.name,
+      host: n.host,
+      workRoot: n.workRoot,
+      gpuIndices: Array.from({ length: gpusPerNode }, (_, i) => i),
+      ports,
+    })),
+  });
+  return {
+    valid: true,
+    framework: plan.framework,
+    rendezvous: plan.rendezvous,
+    masterAddr: plan.masterAddr,
+    masterPort: plan.masterPort,
+    portsPerNode: plan.portsPerNode,
+    nodes: plan.nodes.map((p) => ({
+      node: p.node,
+      host: p.host,
+      nodeRank: p.nodeRank,
+      dir: p.dir,
+      workdir: p.workdir,
+      argv: p.argv,
+      command: shellJoin(p.argv),
+      env: redactEnv(p.env),
+      // Names only: the env file's content holds the unredacted values.
+      files: Object.keys(p.files),
+    })),
+    text: renderPlanText(plan),
+  };
+}
+
+/** GET /v1/jobs query: every value checked, every bad one a 400. */
+export const listJobsQuerySchema = z.object({
+  status: z.enum(JOB_STATUSES, { error: `must be one of ${JOB_STATUSES.join(", ")}` }).optional(),
+  project: nameSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+});
+
+export async function listJobs(
+  deps: ApiDeps,
+  team: string,
+  query: unknown,
+): Promise<{ items: JobView[]; total: number; limit: number; offset: number }> {
+  const q = listJobsQuerySchema.parse(query);
+  const { items, total } = await deps.repos.jobs.list(team, {
+    limit: q.limit,
+    offset: q.offset,
+    ...(q.status ? { status: q.status } : {}),
+    ...(q.project ? { project: q.project } : {}),
+  });
+  return { items: items.map(publicJobView), total, limit: q.limit, offset: q.offset };
+}
+
+export async function getJob(deps: ApiDeps, team: string, id: string): Promise<JobView> {
+  return publicJobView(await deps.repos.jobs.getForTeam(team, id));
+}
+
+const CANCEL_DIRECTLY: JobStatus[] = ["PENDING", "QUEUED", "RETRYING"];
+
+/**
+ * Cancel a job. Nothing runs yet (PENDING/QUEUED/RETRYING): it becomes CANCELLED at once, and any
+ * reservation it held is freed. An attempt is active (LAUNCHING/RUNNING): a stop request is
+ * recorded and the launcher is told, which stops every node and then finishes the job.
+ */
+export async function cancelJob(deps: ApiDeps, team: string, id: string): Promise<JobView> {
+  const { repos, bus } = deps;
+  // Each step is conditional on the status just read; when another actor moved the job meanwhile, look again.
+  for (let tries = 0; tries < 10; tries++) {
+    const job = await repos.jobs.getForTeam(team, id);
+    if (TERMINAL_STATUSES.has(job.status)) throw conflict(`job is already ${job.status}`);
+
+    if (CANCEL_DIRECTLY.includes(job.status)) {
+      const done = await repos.jobs.transition(job._id, [job.status], "CANCELLED", { set: { endedAt: new Date() } });
+      if (!done) continue;
+      deps.logger.info({ jobId: id, from: job.status }, "job cancelled");
+      if (await repos.clusters.release(job.clusterId, id)) await offerQueuedJobs(repos, bus, job.clusterId);
+      return publicJobView(done);
+    }
+
+    const attemptId = job.currentAttemptId;
+    if (!attemptId) continue;
+    if (job.stopRequest?.kind) {
+      // A stop is already under way (a cancel, a failure or a budget stop): it ends the job; repeat the nudge.
+      await bus.send("control", { jobId: id, attemptId });
+      return publicJobView(job);
+    }
+    const requested = await repos.jobs.requestStop(job._id, attemptId, {
+      kind: "cancel",
+      reason: "cancelled by user",
+      requestedAt: new Date(),
+    });
+    if (!requested) continue;
+    deps.logger.info({ jobId: id, attemptId }, "cancel requested");
+    await bus.send("control", { jobId: id, attemptId });
+    return publicJobView(requested);
+  }
+  throw conflict("the job kept changing state; try again");
+}

@@ -1,0 +1,64 @@
+import type { LauncherConfig, Logger } from "@trainyard/common";
+import { SecretBox } from "@trainyard/common";
+import { NodeGateway } from "@trainyard/core";
+import { connectMongo, createRepos, RedisDocumentLocks } from "@trainyard/db";
+import { type RunningService, startServiceBase, startWorkers } from "@trainyard/runtime";
+import { SshPool } from "@trainyard/ssh";
+import type { LauncherDeps } from "./deps";
+import { launchJob, sweepQueuedJobs } from "./usecases/launch-job";
+import { stopAttempt } from "./usecases/stop-attempt";
+
+/** The launcher: consumes `launch` and `control`, and sweeps QUEUED jobs on a timer. */
+export async function startLauncher(config: LauncherConfig, logger?: Logger): Promise<RunningService> {
+  const base = await startServiceBase("launcher", config, {
+    mongo: () => connectMongo(config.MONGO_URL, config.MONGO_DB),
+    ...(logger ? { logger } : {}),
+  });
+  const repos = createRepos(
+    base.mongo!,
+    new SecretBox(config.TRAINYARD_SECRET_KEY),
+    new RedisDocumentLocks(base.redis, config.TRAINYARD_QUEUE_PREFIX),
+  );
+  const ssh = new SshPool({
+    connectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
+    keepaliveIntervalMs: config.SSH_KEEPALIVE_MS,
+    commandTimeoutMs: config.SSH_COMMAND_TIMEOUT_MS,
+    logger: base.logger,
+  });
+  const gateway = new NodeGateway(ssh, repos.credentials, {
+    stopGraceMs: config.STOP_GRACE_MS,
+    logTailBytes: config.LOG_TAIL_BYTES,
+    commandTimeoutMs: config.SSH_COMMAND_TIMEOUT_MS,
+  });
+  const deps: LauncherDeps = {
+    repos,
+    bus: base.bus,
+    gateway,
+    logger: base.logger,
+    monitorIntervalMs: config.MONITOR_INTERVAL_MS,
+  };
+  base.onClose(() => ssh.close());
+
+  const workers = startWorkers({
+    service: "launcher",
+    connection: base.redis,
+    prefix: config.TRAINYARD_QUEUE_PREFIX,
+    logger: base.logger,
+    registry: base.registry,
+    concurrency: { launch: config.LAUNCHER_CONCURRENCY, control: config.LAUNCHER_CONCURRENCY },
+    handlers: {
+      launch: (p) => launchJob(deps, p.jobId),
+      control: (p) => stopAttempt(deps, p.jobId, p.attemptId),
+    },
+  });
+  const sweep = setInterval(() => {
+    sweepQueuedJobs(deps).catch((err) => base.logger.warn({ err: (err as Error).message }, "queued-job sweep failed"));
+  }, config.SCHEDULER_SWEEP_MS);
+  sweep.unref();
+  base.onClose(async () => {
+    clearInterval(sweep);
+    await workers.close();
+  });
+  const port = await base.listen();
+  return { port, close: () => base.close() };
+}

@@ -1,0 +1,109 @@
+import type { JobStatus, StopKind } from "@trainyard/common";
+import { releaseAndOffer } from "@trainyard/core";
+import type { AttemptDoc, ClusterDoc, JobDoc } from "@trainyard/db";
+import { attemptDir } from "@trainyard/frameworks";
+import type { LauncherDeps } from "../deps";
+
+const OUTCOME: Record<StopKind, JobStatus> = { cancel: "CANCELLED", fail: "FAILED", budget: "STOPPED_BUDGET" };
+
+/** A retryable "not yet": the control message is redelivered with backoff. */
+export class StopNotPossibleYet extends Error {}
+
+export interface NodeStopResult {
+  node: string;
+  survivors: number[];
+  error?: string;
+}
+
+/** Stop an attempt's processes on the given nodes in parallel; unreachable nodes report an error. */
+export async function stopNodes(
+  deps: LauncherDeps,
+  cluster: ClusterDoc,
+  job: JobDoc,
+  attempt: AttemptDoc,
+  nodeNames: string[],
+): Promise<NodeStopResult[]> {
+  const jobId = job._id.toString();
+  return Promise.all(
+    nodeNames.map(async (name) => {
+      const node = cluster.nodes.find((n) => n.name === name);
+      if (!node) return { node: name, survivors: [], error: "node no longer in cluster" };
+      try {
+        const out = await deps.gateway.stop(cluster, name, attemptDir(node.workRoot, jobId, attempt.id), attempt.id);
+        return { node: name, survivors: out.survivors };
+      } catch (err) {
+        return { node: name, survivors: [], error: (err as Error).message };
+      }
+    }),
+  );
+}
+
+/**
+ * Carry out a job's stop request (cancel, failure teardown, budget stop): TERM the process group on
+ * every node, KILL after the grace period, verify nothing of the attempt is left, then record the
+ * terminal status and free the reservation.
+ */
+export async function stopAttempt(deps: LauncherDeps, jobId: string, attemptId: string): Promise<void> {
+  const { repos, logger, bus } = deps;
+  const job = await repos.jobs.byId(jobId);
+  if (!job || job.currentAttemptId !== attemptId) return; // stale message
+  if (job.status === "LAUNCHING") throw new StopNotPossibleYet("attempt is still launching; will stop once it runs");
+  if (job.status !== "RUNNING" || !job.stopRequest) return;
+  const cluster = await repos.clusters.byId(job.clusterId);
+  if (!cluster) return;
+  const attemptIndex = job.attempts.findIndex((a) => a.id === attemptId);
+  const attempt = job.attempts[attemptIndex]!;
+  const stop = job.stopRequest;
+
+  const results = await stopNodes(
+    deps,
+    cluster,
+    job,
+    attempt,
+    attempt.nodes.map((n) => n.name),
+  );
+  const survivors = results.filter((r) => r.survivors.length);
+  if (survivors.length) {
+    throw new Error(
+      `processes of attempt ${attemptId} survived KILL on ${survivors.map((s) => `${s.node} (${s.survivors.join(",")})`).join("; ")}`,
+    );
+  }
+  const unreachable = results.filter((r) => r.error);
+  // An unreachable node cannot be verified clean; a cancel waits for it (retries), a failure
+  // teardown proceeds since that node is usually the reason for the failure.
+  if (unreachable.length && stop.kind !== "fail") {
+    throw new StopNotPossibleYet(`cannot reach ${unreachable.map((u) => `${u.node}: ${u.error}`).join("; ")}`);
+  }
+
+  const outcome = OUTCOME[stop.kind];
+  const now = new Date();
+  const reason =
+    stop.reason + (unreachable.length ? ` (could not verify ${unreachable.map((u) => u.node).join(", ")}: unreachable)` : "");
+  const done = await repos.jobs.transition(job._id, ["RUNNING"], outcome, {
+    attemptId,
+    set: {
+      endedAt: now,
+      ...(stop.kind === "fail"
+        ? { failure: { reason: stop.reason, node: stop.node, rank: stop.rank, exitCode: stop.exitCode } }
+        : {}),
+      [`attempts.${attemptIndex}.outcome`]: outcome,
+      [`attempts.${attemptIndex}.reason`]: reason,
+      [`attempts.${attemptIndex}.endedAt`]: now,
+      [`attempts.${attemptIndex}.nodes`]: attempt.nodes.map((n) => ({
+        ...n,
+        state: n.state === "exited" ? "exited" : unreachable.some((u) => u.node === n.name) ? "unreachable" : "stopped",
+      })),
+    },
+  });
+  if (!done) return;
+  logger.info({ jobId, attemptId, outcome, reason }, "attempt stopped");
+  await releaseAndOffer(repos, bus, cluster._id, jobId);
+  await bus.send("cost", { jobId, event: "ended", at: now.toISOString() });
+  await bus.send("alerts", {
+    type: stop.kind === "cancel" ? "job.cancelled" : "job.failed",
+    severity: stop.kind === "cancel" ? "info" : "critical",
+    jobId,
+    message: `${job.name}: ${reason}`,
+    at: now.toISOString(),
+  });
+}

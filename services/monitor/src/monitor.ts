@@ -1,0 +1,62 @@
+import type { Logger, MonitorConfig } from "@trainyard/common";
+import { SecretBox } from "@trainyard/common";
+import { NodeGateway } from "@trainyard/core";
+import { connectMongo, createRepos, RedisDocumentLocks } from "@trainyard/db";
+import { type RunningService, startServiceBase, startWorkers } from "@trainyard/runtime";
+import { SshPool } from "@trainyard/ssh";
+import type { MonitorDeps } from "./deps";
+import { checkAttempt, rearmChecks } from "./usecases/check-attempt";
+
+/** The monitor: consumes `monitor` (one check of one running attempt; it re-schedules itself). */
+export async function startMonitor(config: MonitorConfig, logger?: Logger): Promise<RunningService> {
+  const base = await startServiceBase("monitor", config, {
+    mongo: () => connectMongo(config.MONGO_URL, config.MONGO_DB),
+    ...(logger ? { logger } : {}),
+  });
+  const repos = createRepos(
+    base.mongo!,
+    new SecretBox(config.TRAINYARD_SECRET_KEY),
+    new RedisDocumentLocks(base.redis, config.TRAINYARD_QUEUE_PREFIX),
+  );
+  const ssh = new SshPool({
+    connectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
+    keepaliveIntervalMs: config.SSH_KEEPALIVE_MS,
+    commandTimeoutMs: config.SSH_COMMAND_TIMEOUT_MS,
+    logger: base.logger,
+  });
+  const gateway = new NodeGateway(ssh, repos.credentials, {
+    stopGraceMs: config.STOP_GRACE_MS,
+    logTailBytes: config.LOG_TAIL_BYTES,
+    commandTimeoutMs: config.SSH_COMMAND_TIMEOUT_MS,
+  });
+  const deps: MonitorDeps = {
+    repos,
+    bus: base.bus,
+    gateway,
+    logger: base.logger,
+    intervalMs: config.MONITOR_INTERVAL_MS,
+    lostAfterMisses: config.NODE_LOST_AFTER_MISSES,
+  };
+  base.onClose(() => ssh.close());
+  const workers = startWorkers({
+    service: "monitor",
+    connection: base.redis,
+    prefix: config.TRAINYARD_QUEUE_PREFIX,
+    logger: base.logger,
+    registry: base.registry,
+    concurrency: { monitor: config.MONITOR_CONCURRENCY },
+    handlers: { monitor: (p) => checkAttempt(deps, p.jobId, p.attemptId) },
+  });
+  // Safety net: re-arm checks of RUNNING attempts whose chain of monitor messages broke
+  // (a check that failed all its retries, or a Redis that was rebuilt).
+  const rearm = setInterval(() => {
+    rearmChecks(deps).catch((err) => base.logger.warn({ err: (err as Error).message }, "monitor re-arm failed"));
+  }, config.MONITOR_INTERVAL_MS * 3);
+  rearm.unref();
+  base.onClose(async () => {
+    clearInterval(rearm);
+    await workers.close();
+  });
+  const port = await base.listen();
+  return { port, close: () => base.close() };
+}

@@ -1,0 +1,192 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { startAlerting } from "@trainyard/alerting";
+import { startApi } from "@trainyard/api";
+import {
+  apiConfigShape,
+  createLogger,
+  type JobView,
+  launcherConfigShape,
+  loadConfig,
+  monitorConfigShape,
+  QUEUE_NAMES,
+  workerConfigShape,
+} from "@trainyard/common";
+import { startCost } from "@trainyard/cost";
+import { startLauncher } from "@trainyard/launcher";
+import { startMonitor } from "@trainyard/monitor";
+import type { RunningService } from "@trainyard/runtime";
+import { type Infra, loadInfra } from "@trainyard/testkit";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import mongoose from "mongoose";
+
+export interface PlatformOptions {
+  launchers?: number;
+  monitors?: number;
+  env?: Record<string, string>;
+}
+
+export interface Platform {
+  infra: Infra;
+  url: string;
+  token: string;
+  env: Record<string, string>;
+  api<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: T; text: string }>;
+  close(): Promise<void>;
+}
+
+/**
+ * The whole platform in this process, on real Redis, FerretDB and sshd nodes, isolated by a
+ * unique database and queue prefix: one API, N launchers, N monitors, cost and alerting.
+ */
+export async function startPlatform(opts: PlatformOptions = {}): Promise<Platform> {
+  const infra = loadInfra();
+  const id = randomBytes(4).toString("hex");
+  const token = randomBytes(24).toString("hex");
+  const env: Record<string, string> = {
+    REDIS_URL: infra.redisUrl,
+    MONGO_URL: infra.mongoUrl,
+    MONGO_DB: `ty_e2e_${id}`,
+    TRAINYARD_QUEUE_PREFIX: `tye2e-${id}`,
+    TRAINYARD_SECRET_KEY: randomBytes(32).toString("base64"),
+    API_ADMIN_TOKEN: token,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    HEALTH_PORT: "0",
+    HEALTH_HOST: "127.0.0.1",
+    MONITOR_INTERVAL_MS: "500",
+    SCHEDULER_SWEEP_MS: "2000",
+    STOP_GRACE_MS: "3000",
+    NODE_LOST_AFTER_MISSES: "3",
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+    ...opts.env,
+  };
+  const logger = (name: string) => createLogger(name, env.LOG_LEVEL);
+  const services: RunningService[] = [];
+  const api = await startApi(loadConfig(apiConfigShape, env), logger("api"));
+  services.push(api);
+  for (let i = 0; i < (opts.launchers ?? 1); i++)
+    services.push(await startLauncher(loadConfig(launcherConfigShape, env), logger("launcher")));
+  for (let i = 0; i < (opts.monitors ?? 1); i++)
+    services.push(await startMonitor(loadConfig(monitorConfigShape, env), logger("monitor")));
+  services.push(await startCost(loadConfig(workerConfigShape, env), logger("cost")));
+  services.push(await startAlerting(loadConfig(workerConfigShape, env), logger("alerting")));
+
+  const call: Platform["api"] = async (method, path, body, headers = {}) => {
+    const res = await fetch(`${api.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+        ...headers,
+      },
+      ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // plain text (logs)
+    }
+    return { status: res.status, body: parsed as never, text };
+  };
+
+  return {
+    infra,
+    url: api.url,
+    token,
+    env,
+    api: call,
+    async close() {
+      for (const s of services.reverse()) await s.close();
+      const redis = new Redis(infra.redisUrl);
+      for (const name of QUEUE_NAMES) {
+        const q = new Queue(name, { connection: redis, prefix: env.TRAINYARD_QUEUE_PREFIX });
+        await q.obliterate({ force: true });
+        await q.close();
+      }
+      const locks = await redis.keys(`${env.TRAINYARD_QUEUE_PREFIX}:*`);
+      if (locks.length) await redis.del(...locks);
+      redis.disconnect();
+      const conn = await mongoose.createConnection(infra.mongoUrl, { dbName: env.MONGO_DB }).asPromise();
+      await conn.dropDatabase();
+      await conn.close();
+    },
+  };
+}
+
+let portBlock = 0;
+/** A cluster of local sshd nodes; each cluster gets its own port range so tests never collide. */
+export async function registerCluster(
+  p: Platform,
+  opts: { name?: string; nodes?: string[]; gpus?: number; hostKeys?: Record<string, string>; extraNodes?: unknown[] } = {},
+): Promise<{ id: string; name: string }> {
+  const names = opts.nodes ?? ["n1", "n2"];
+  const nodes = names.map((n) => {
+    const node = p.infra.nodes.find((x) => x.name === n);
+    if (!node) throw new Error(`infra has no node ${n}`);
+    return {
+      name: node.name,
+      host: node.host,
+      port: node.port,
+      user: node.user,
+      gpus: opts.gpus ?? 2,
+      gpuType: "cpu",
+      workRoot: node.workRoot,
+    };
+  });
+  const min = 30000 + ((process.pid * 7 + portBlock++ * 64) % 9000);
+  const body = {
+    name: opts.name ?? `c-${randomBytes(3).toString("hex")}`,
+    nodes: [...nodes, ...(opts.extraNodes ?? [])],
+    ssh: {
+      privateKey: readFileSync(p.infra.clientKeyPath, "utf8"),
+      hostKeys:
+        opts.hostKeys ??
+        Object.fromEntries(nodes.map((n) => [n.name, p.infra.nodes.find((x) => x.name === n.name)!.hostKeyFingerprint])),
+    },
+    env: p.infra.nodeEnv,
+    ports: { min, max: min + 63 },
+  };
+  const res = await p.api<{ id: string; name: string }>("POST", "/v1/clusters", body);
+  if (res.status !== 201) throw new Error(`cluster registration failed: ${res.status} ${res.text}`);
+  return res.body;
+}
+
+export async function submitJob(p: Platform, spec: Record<string, unknown>): Promise<string> {
+  const res = await p.api<{ id: string }>("POST", "/v1/jobs", spec);
+  if (res.status !== 202) throw new Error(`submit failed: ${res.status} ${res.text}`);
+  return res.body.id;
+}
+
+export async function getJob(p: Platform, id: string): Promise<JobView> {
+  const res = await p.api<JobView>("GET", `/v1/jobs/${id}`);
+  if (res.status !== 200) throw new Error(`get job failed: ${res.status} ${res.text}`);
+  return res.body;
+}
+
+/** Poll a job until `until` holds (default: a terminal status). */
+export async function waitForJob(
+  p: Platform,
+  id: string,
+  until: (j: JobView) => boolean = (j) => ["SUCCEEDED", "FAILED", "CANCELLED", "STOPPED_BUDGET"].includes(j.status),
+  timeoutMs = 120_000,
+): Promise<JobView> {
+  const deadline = Date.now() + timeoutMs;
+  let last: JobView | undefined;
+  while (Date.now() < deadline) {
+    last = await getJob(p, id);
+    if (until(last)) return last;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`job ${id} did not reach the expected state in ${timeoutMs} ms; last: ${JSON.stringify(last, null, 1)}`);
+}
+
+export const EXAMPLE_TRAIN = readFileSync(new URL("../examples/pytorch-ddp/train.py", import.meta.url), "utf8");
