@@ -1,7 +1,8 @@
 /**
  * The demo: starts the five services as separate processes (as in production), registers the
  * local sshd nodes as a cluster, submits examples/pytorch-ddp/job.json over HTTP and follows it.
- * Exits 0 when the job SUCCEEDED.
+ * Exits 0 when the job SUCCEEDED. TRAINYARD_EXAMPLE picks another example's job spec, e.g.
+ * `tensorflow-mwms`, `mpi`, `horovod` or `horovod/job-elastic.json`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -91,8 +92,10 @@ async function main(): Promise<number> {
   const check = await call("POST", `/v1/clusters/local/check`);
   say(`cluster check: ${check.text}`);
 
-  const exampleDir = join(root, "examples/pytorch-ddp");
-  const spec = JSON.parse(readFileSync(join(exampleDir, "job.json"), "utf8"));
+  const example = process.env.TRAINYARD_EXAMPLE ?? "pytorch-ddp";
+  const jobFile = join(root, "examples", example.endsWith(".json") ? example : join(example, "job.json"));
+  const exampleDir = dirname(jobFile);
+  const spec = JSON.parse(readFileSync(jobFile, "utf8"));
   for (const [name, content] of Object.entries(spec.files as Record<string, string>)) {
     if (content.startsWith("@")) spec.files[name] = readFileSync(join(exampleDir, content.slice(1)), "utf8");
   }

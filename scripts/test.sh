@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/infra/up.sh
+# Object-store emulators (MinIO, Azurite, fake-gcs-server) for the checkpoint storage tests.
+bash scripts/infra/emulators.sh
 echo "[test] typecheck"
 pnpm exec turbo run typecheck --output-logs=errors-only
 echo "[test] lint"

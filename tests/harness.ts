@@ -3,14 +3,15 @@ import { readFileSync } from "node:fs";
 import { startAlerting } from "@trainyard/alerting";
 import { startApi } from "@trainyard/api";
 import {
+  alertingConfigShape,
   apiConfigShape,
+  costConfigShape,
   createLogger,
   type JobView,
   launcherConfigShape,
   loadConfig,
   monitorConfigShape,
   QUEUE_NAMES,
-  workerConfigShape,
 } from "@trainyard/common";
 import { startCost } from "@trainyard/cost";
 import { startLauncher } from "@trainyard/launcher";
@@ -24,6 +25,9 @@ import mongoose from "mongoose";
 export interface PlatformOptions {
   launchers?: number;
   monitors?: number;
+  /** Replicas of the cost and alerting services (default 1 each). */
+  costs?: number;
+  alertings?: number;
   env?: Record<string, string>;
 }
 
@@ -32,6 +36,8 @@ export interface Platform {
   url: string;
   token: string;
   env: Record<string, string>;
+  /** /metrics URL of every running service, by service name (one per replica). */
+  metricsUrls: Record<string, string[]>;
   api<T = unknown>(
     method: string,
     path: string,
@@ -71,12 +77,21 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
   const services: RunningService[] = [];
   const api = await startApi(loadConfig(apiConfigShape, env), logger("api"));
   services.push(api);
+  const metricsUrls: Record<string, string[]> = { api: [`${api.url}/metrics`], cost: [], alerting: [] };
   for (let i = 0; i < (opts.launchers ?? 1); i++)
     services.push(await startLauncher(loadConfig(launcherConfigShape, env), logger("launcher")));
   for (let i = 0; i < (opts.monitors ?? 1); i++)
     services.push(await startMonitor(loadConfig(monitorConfigShape, env), logger("monitor")));
-  services.push(await startCost(loadConfig(workerConfigShape, env), logger("cost")));
-  services.push(await startAlerting(loadConfig(workerConfigShape, env), logger("alerting")));
+  for (let i = 0; i < (opts.costs ?? 1); i++) {
+    const s = await startCost(loadConfig(costConfigShape, env), logger("cost"));
+    services.push(s);
+    metricsUrls.cost!.push(`http://127.0.0.1:${s.port}/metrics`);
+  }
+  for (let i = 0; i < (opts.alertings ?? 1); i++) {
+    const s = await startAlerting(loadConfig(alertingConfigShape, env), logger("alerting"));
+    services.push(s);
+    metricsUrls.alerting!.push(`http://127.0.0.1:${s.port}/metrics`);
+  }
 
   const call: Platform["api"] = async (method, path, body, headers = {}) => {
     const res = await fetch(`${api.url}${path}`, {
@@ -103,6 +118,7 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     url: api.url,
     token,
     env,
+    metricsUrls,
     api: call,
     async close() {
       for (const s of services.reverse()) await s.close();

@@ -15,6 +15,9 @@ TY_NODE_VENV="$TY_NODE_PY_ROOT/venv"
 TY_NODE_PYFIX="$TY_NODE_PY_ROOT/pyfix"
 TY_NODE_WORK_BASE=/var/tmp/trainyard-nodes
 TY_NODE_PATH="$TY_NODE_VENV/bin:/usr/local/bin:/usr/bin:/bin"
+TY_TENSORFLOW_VERSION=2.21.0
+TY_HOROVOD_VERSION=0.28.1
+TY_HOROVOD_BUILD_LIMIT=${TRAINYARD_HOROVOD_BUILD_LIMIT:-1200}
 
 TY_SSHD=/usr/sbin/sshd
 
@@ -76,6 +79,13 @@ ty_node_sshd_start() {
   addr=$(ty_node_addr "$k")
   [[ -f $cfg ]] || ty_die "node n$k: $cfg missing (run scripts/infra/up.sh first)"
   if ty_pid_alive "$pidfile" "$cfg" >/dev/null; then
+    return 0
+  fi
+  # A listener started with this config whose pidfile went missing (e.g. two runs racing): adopt it.
+  local running
+  running=$(pgrep -o -f -- "sshd -f $cfg " || true)
+  if [[ -n $running ]] && ty_tcp_open "$addr" "$TY_SSH_PORT"; then
+    echo "$running" >"$pidfile"
     return 0
   fi
   mkdir -p /run/sshd

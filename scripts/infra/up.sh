@@ -18,10 +18,9 @@ mkdir -p "$TY_STATE"
 chmod 0755 "$TY_STATE" # node users must be able to read their authorized_keys below it
 
 # --------------------------------------------------------------------------- packages
-ensure_packages() {
-  local pkgs=(redis-server openssh-server openssh-client python3-torch python3-venv procps iproute2)
+ensure_apt() { # ensure_apt PKG... -> installs those not installed yet
   local missing=() p status
-  for p in "${pkgs[@]}"; do
+  for p in "$@"; do
     status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
     [[ $status == ii* ]] || missing+=("$p")
   done
@@ -32,6 +31,12 @@ ensure_packages() {
   local lock=(-o DPkg::Lock::Timeout=900)
   apt-get "${lock[@]}" update -q
   apt-get "${lock[@]}" install -y -q --no-install-recommends "${missing[@]}"
+}
+
+ensure_packages() {
+  # openmpi-bin + python3-mpi4py: the MPI path (mpirun, mpi4py) of Horovod jobs.
+  ensure_apt redis-server openssh-server openssh-client python3-torch python3-venv procps iproute2 \
+    openmpi-bin python3-mpi4py
 }
 
 # ------------------------------------------------------------------------------ redis
@@ -301,6 +306,66 @@ ensure_node_python() {
   chmod 0755 "$TY_NODE_PY_ROOT" "$TY_NODE_PYFIX"
 }
 
+# ------------------------------------------------------------------ node frameworks
+# TensorFlow (pip, into the node venv) and Horovod (built from PyPI with Gloo and torch, if it
+# builds here). mpirun/mpi4py come from Debian (ensure_packages). A warm run only looks the
+# modules up (no import), so it stays fast.
+HOROVOD_FAILED="$TY_STATE/horovod.failed"
+HOROVOD_LOG="$TY_STATE/horovod-build.log"
+
+venv_has() { # venv_has MODULE -> 0 if the node venv can import it (found, not imported)
+  "$TY_NODE_VENV/bin/python3" -c 'import importlib.util, sys; sys.exit(0 if importlib.util.find_spec(sys.argv[1]) else 1)' "$1" 2>/dev/null
+}
+
+ensure_tensorflow() {
+  venv_has tensorflow && return 0
+  ty_log "node python: installing tensorflow-cpu $TY_TENSORFLOW_VERSION into $TY_NODE_VENV (pip)"
+  # numpy<2: Debian's torch 1.13 (seen through --system-site-packages) is built against numpy 1.x.
+  "$TY_NODE_VENV/bin/pip" install -q --disable-pip-version-check \
+    "tensorflow-cpu==$TY_TENSORFLOW_VERSION" "numpy<2" ||
+    ty_die "node python: pip install tensorflow-cpu failed"
+}
+
+# Horovod is optional: if it cannot be built here, that is recorded once in $HOROVOD_FAILED (with
+# the error) and later runs skip the attempt. TRAINYARD_HOROVOD=skip never tries;
+# TRAINYARD_HOROVOD=retry forgets an earlier failure.
+ensure_horovod() {
+  local mode=${TRAINYARD_HOROVOD:-auto}
+  venv_has horovod && return 0
+  [[ $mode == skip ]] && return 0
+  [[ $mode == retry ]] && rm -f "$HOROVOD_FAILED"
+  if [[ -f $HOROVOD_FAILED ]]; then
+    ty_log "horovod: not installed (build failed earlier, see $HOROVOD_FAILED; TRAINYARD_HOROVOD=retry tries again)"
+    return 0
+  fi
+  ensure_apt cmake g++ python3-dev libtorch-dev
+  ty_log "horovod: building $TY_HOROVOD_VERSION with Gloo and torch (time limit ${TY_HOROVOD_BUILD_LIMIT}s; log $HOROVOD_LOG)"
+  local t0=$SECONDS rc=0
+  # setup.py bdist_wheel needs `wheel` in the venv when the build is not isolated.
+  "$TY_NODE_VENV/bin/pip" install -q --disable-pip-version-check wheel >"$HOROVOD_LOG" 2>&1 || rc=$?
+  # No build isolation: the build must see the venv's (Debian's) torch. Gloo only: no MPI headers
+  # needed; mpirun jobs use mpi4py.
+  timeout "$TY_HOROVOD_BUILD_LIMIT" env HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 HOROVOD_WITH_PYTORCH=1 \
+    HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_MXNET=1 MAKEFLAGS="-j$(nproc)" \
+    "$TY_NODE_VENV/bin/pip" install --disable-pip-version-check --no-build-isolation -v \
+    "horovod==$TY_HOROVOD_VERSION" >>"$HOROVOD_LOG" 2>&1 || rc=$?
+  if ((rc == 0)) && "$TY_NODE_VENV/bin/python3" -c 'import horovod.torch' >>"$HOROVOD_LOG" 2>&1; then
+    ty_log "horovod: installed in $((SECONDS - t0))s"
+    return 0
+  fi
+  {
+    printf 'horovod %s could not be installed (exit %s after %ss; full log %s). Last errors:\n' \
+      "$TY_HOROVOD_VERSION" "$rc" "$((SECONDS - t0))" "$HOROVOD_LOG"
+    grep -E -i 'error|fatal' "$HOROVOD_LOG" | tail -n 20
+  } >"$HOROVOD_FAILED"
+  ty_log "horovod: build failed; recorded in $HOROVOD_FAILED (Horovod jobs need horovod on the nodes)"
+}
+
+ensure_node_frameworks() {
+  ensure_tensorflow
+  ensure_horovod
+}
+
 # ---------------------------------------------------------------------------- ssh nodes
 SSH_DIR="$TY_STATE/ssh"
 CLIENT_KEY="$SSH_DIR/client_ed25519"
@@ -350,7 +415,9 @@ ensure_node() {
 ListenAddress $addr:$TY_SSH_PORT
 HostKey $dir/ssh_host_ed25519_key
 PidFile $dir/sshd.pid
-AuthorizedKeysFile $AUTH_DIR/%u
+# First the harness's client key; then the account's own file, where Trainyard authorises the
+# per-attempt inter-node key of MPI/Horovod jobs (as on real machines).
+AuthorizedKeysFile $AUTH_DIR/%u .ssh/authorized_keys
 StrictModes no
 UsePAM no
 PubkeyAuthentication yes
@@ -403,9 +470,11 @@ write_infra_json() {
     nodes+=$(node_json "$k")
   done
   local out="$TY_STATE/infra.json"
-  printf '{"redisUrl":%s,"mongoUrl":%s,"clientKeyPath":%s,"nodeEnv":{"PATH":%s,"PYTHONPATH":%s},"nodes":[%s]}\n' \
+  local horovod=false
+  venv_has horovod && horovod=true
+  printf '{"redisUrl":%s,"mongoUrl":%s,"clientKeyPath":%s,"nodeEnv":{"PATH":%s,"PYTHONPATH":%s},"frameworks":{"pytorch":true,"tensorflow":true,"mpi":true,"horovod":%s},"nodes":[%s]}\n' \
     "$(json_str "$redis_url")" "$(json_str "$mongo_url")" "$(json_str "$CLIENT_KEY")" \
-    "$(json_str "$TY_NODE_PATH")" "$(json_str "$TY_NODE_PYFIX")" "$nodes" >"$out.tmp.$$"
+    "$(json_str "$TY_NODE_PATH")" "$(json_str "$TY_NODE_PYFIX")" "$horovod" "$nodes" >"$out.tmp.$$"
   mv -f "$out.tmp.$$" "$out"
   REDIS_URL_OUT=$redis_url
   MONGO_URL_OUT=$mongo_url
@@ -416,6 +485,7 @@ ensure_packages
 ensure_redis
 ensure_ferretdb
 ensure_node_python
+ensure_node_frameworks
 ensure_client_key
 for ((k = 1; k <= TY_NODES; k++)); do
   ensure_node "$k"

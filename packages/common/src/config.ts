@@ -1,6 +1,23 @@
 import { z } from "zod";
+import { parseAllowlist } from "./net-guard";
 
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+
+/** Comma-separated host names, IPs or CIDRs (validated by parseAllowlist). */
+const allowlistSchema = z
+  .string()
+  .default("")
+  .refine(
+    (v) => {
+      try {
+        parseAllowlist(v);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: "must be comma-separated host names, IP addresses or CIDRs (e.g. hooks.internal,10.1.0.0/16)" },
+  );
 
 /** Variables every service reads. Each is documented in docs/configuration.md. */
 export const baseConfigShape = {
@@ -60,6 +77,42 @@ export const apiConfigShape = {
   API_BODY_LIMIT_BYTES: int(2 * 1024 * 1024, 1024),
   /** Base URL used in links (e.g. alerts); defaults to http://HOST:PORT. */
   PUBLIC_URL: z.string().url().optional(),
+  /** Private/loopback hosts or CIDRs alert channels may point at (checked when a channel is saved). */
+  ALERT_ALLOWED_HOSTS: allowlistSchema,
+};
+
+/** Variables of the cost service. */
+export const costConfigShape = {
+  ...baseConfigShape,
+  /** How often every running job is re-priced and every budget evaluated. */
+  COST_INTERVAL_MS: int(60_000, 100),
+  COST_CONCURRENCY: int(4, 1),
+};
+
+/** Variables of the alerting service. */
+export const alertingConfigShape = {
+  ...baseConfigShape,
+  /** Opens the sealed webhook secrets and Slack URLs of alert channels (same key as the API). */
+  TRAINYARD_SECRET_KEY: nodeAccessConfigShape.TRAINYARD_SECRET_KEY,
+  ALERTING_CONCURRENCY: int(8, 1),
+  ALERT_ALLOWED_HOSTS: allowlistSchema,
+  /** Default repeat interval of a channel: the same alert is sent at most once per interval. */
+  ALERT_REPEAT_INTERVAL_MS: int(4 * 3_600_000, 0),
+  /** Attempts per delivery before it is given up (429 waits count as attempts). */
+  ALERT_MAX_ATTEMPTS: int(8, 1),
+  /** First retry delay; doubles per attempt up to ALERT_RETRY_MAX_MS. */
+  ALERT_RETRY_BASE_MS: int(5_000, 10),
+  ALERT_RETRY_MAX_MS: int(3_600_000, 10),
+  /** Timeout of one webhook/Slack request or SMTP send. */
+  ALERT_HTTP_TIMEOUT_MS: int(10_000, 100),
+  /** SMTP server for e-mail channels, e.g. smtp://user:pass@mail:587 or smtps://… (unset: e-mail channels fail). */
+  ALERT_SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, "must start with smtp:// or smtps://")
+    .optional(),
+  ALERT_EMAIL_FROM: z.string().max(254).default("Trainyard <trainyard@localhost>"),
+  /** Base URL for links in alerts (the API's public address). */
+  PUBLIC_URL: z.string().url().optional(),
 };
 
 export const workerConfigShape = { ...baseConfigShape };
@@ -84,3 +137,5 @@ export type LauncherConfig = ConfigOf<typeof launcherConfigShape>;
 export type MonitorConfig = ConfigOf<typeof monitorConfigShape>;
 export type ApiConfig = ConfigOf<typeof apiConfigShape>;
 export type WorkerConfig = ConfigOf<typeof workerConfigShape>;
+export type CostConfig = ConfigOf<typeof costConfigShape>;
+export type AlertingConfig = ConfigOf<typeof alertingConfigShape>;

@@ -1,7 +1,7 @@
 /** An error whose message is safe to show the caller, with the HTTP status it maps to. */
 export class UserError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429,
+    readonly status: 400 | 401 | 402 | 403 | 404 | 409 | 413 | 415 | 422 | 429,
     message: string,
     readonly details?: unknown,
   ) {

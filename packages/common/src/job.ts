@@ -1,14 +1,173 @@
 import { z } from "zod";
 import { absolutePathSchema, envSchema, nameSchema, relativePathSchema } from "./names";
+import type { JobCost } from "./pricing";
 
 /** Frameworks this build can really launch. Others are refused with a 400, not accepted and faked. */
-export const FRAMEWORKS = ["pytorch"] as const;
+export const FRAMEWORKS = ["pytorch", "horovod", "tensorflow"] as const;
 export const frameworkSchema = z.enum(FRAMEWORKS, {
   error: (issue) => `unknown framework ${JSON.stringify(issue.input)}; supported: ${FRAMEWORKS.join(", ")}`,
 });
 export type Framework = z.infer<typeof frameworkSchema>;
 
 export const MAX_INLINE_FILES_BYTES = 1024 * 1024;
+
+const patternList = z
+  .array(z.string().min(1).max(200))
+  .max(32)
+  .superRefine((list, ctx) => {
+    list.forEach((p, i) => {
+      try {
+        new RegExp(p);
+      } catch {
+        ctx.addIssue({ code: "custom", path: [i], message: `'${p}' is not a valid regular expression` });
+      }
+    });
+  });
+
+/**
+ * When a failed attempt is restarted from the latest complete checkpoint. A lost node and any
+ * failure not classed as fatal retry; fatal exit codes or log patterns fail at once.
+ */
+export const retryPolicySchema = z
+  .object({
+    maxRetries: z.number().int().min(0).max(100).default(0),
+    /** Delay before attempt n+1 is launched: backoffSeconds x 2^(n-1), capped at maxBackoffSeconds. */
+    backoffSeconds: z.number().min(0).max(3600).default(5),
+    maxBackoffSeconds: z.number().min(0).max(86_400).default(300),
+    fatalExitCodes: z.array(z.number().int().min(-255).max(255)).max(64).default([]),
+    /** Log lines that make a failure fatal (matched against each node's log tail). */
+    fatalLogPatterns: patternList.default(["SyntaxError", "IndentationError", "ModuleNotFoundError", "ImportError"]),
+    /** Log lines that make a failure retryable even when its exit code is listed as fatal. */
+    retryableLogPatterns: patternList.default([
+      "CUDA error",
+      "NCCL",
+      "ECC error",
+      "Connection reset by peer",
+      "Connection closed by peer",
+    ]),
+  })
+  .strict();
+export type RetryPolicy = z.infer<typeof retryPolicySchema>;
+export const DEFAULT_RETRY_POLICY = retryPolicySchema.parse({});
+
+/** Checkpoints: where the script writes them (on the rank-0 node) and how many to keep. */
+export const checkpointPolicySchema = z
+  .object({
+    /** Default: <workRoot>/jobs/<jobId>/checkpoints on each node. */
+    dir: absolutePathSchema.optional(),
+    keepLast: z.number().int().min(1).max(1000).optional(),
+    keepBest: z
+      .object({
+        count: z.number().int().min(1).max(100),
+        metric: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]{0,63}$/),
+        mode: z.enum(["min", "max"]).default("min"),
+      })
+      .strict()
+      .optional(),
+    /**
+     * Copy every complete checkpoint to an object store (credentials registered under this name at
+     * /v1/storage-credentials), so a retry can resume on any node, even when the checkpoint's node is gone.
+     */
+    storage: z
+      .object({
+        credential: nameSchema,
+        prefix: z
+          .string()
+          .regex(/^([A-Za-z0-9._-]+\/)*$/, "must be empty or segments of letters, digits, '.', '_', '-' each ending in '/'")
+          .default(""),
+      })
+      .strict()
+      .optional(),
+    /** Fallback for scripts that don't announce checkpoints: entries of `dir` whose names match. */
+    scanPattern: z
+      .string()
+      .regex(/^[A-Za-z0-9._*?-]{1,64}$/, "must be a simple glob of letters, digits, '.', '_', '-', '*', '?'")
+      .optional(),
+  })
+  .strict();
+export type CheckpointPolicy = z.infer<typeof checkpointPolicySchema>;
+export const DEFAULT_CHECKPOINT_POLICY = checkpointPolicySchema.parse({});
+
+/** No progress for `stallSeconds` → alert, or restart from the latest checkpoint. */
+export const hangPolicySchema = z
+  .object({
+    stallSeconds: z
+      .number()
+      .int()
+      .min(10)
+      .max(7 * 86_400),
+    action: z.enum(["alert", "restart"]).default("alert"),
+  })
+  .strict();
+export type HangPolicy = z.infer<typeof hangPolicySchema>;
+
+/** Horovod: launcher form and optional Horovod Elastic bounds (in processes). */
+export const horovodOptionsSchema = z
+  .object({
+    /** horovodrun (Gloo) or mpirun (the job's command runs as MPI ranks: mpi4py, or Horovod built with MPI). */
+    launcher: z.enum(["horovodrun", "mpirun"], { error: "must be horovodrun or mpirun" }).default("horovodrun"),
+    /** Horovod Elastic: horovodrun --min-np/--max-np with a host discovery script. */
+    elastic: z
+      .object({ minNp: z.number().int().min(1).max(16_384), maxNp: z.number().int().min(1).max(16_384) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type HorovodOptions = z.infer<typeof horovodOptionsSchema>;
+
+/** TensorFlow MultiWorkerMirroredStrategy: with `chief`, rank 0 is the chief and the others are workers. */
+export const tensorflowOptionsSchema = z.object({ chief: z.boolean().default(false) }).strict();
+export type TensorflowOptions = z.infer<typeof tensorflowOptionsSchema>;
+
+interface FrameworkOptionsView {
+  framework: Framework;
+  resources: { nodes: number; gpusPerNode: number; minNodes?: number | undefined; maxNodes?: number | undefined };
+  pytorch: { rendezvous: "static" | "c10d"; maxRestarts?: number | undefined };
+  horovod?: HorovodOptions | undefined;
+  tensorflow?: TensorflowOptions | undefined;
+}
+
+/** Options that only make sense for one framework, and elastic bounds that must hold together. */
+function refineFrameworkOptions(spec: FrameworkOptionsView, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+  const { framework, resources } = spec;
+  if (spec.horovod && framework !== "horovod")
+    issue(["horovod"], `horovod options are only for framework "horovod" (this job is ${framework})`);
+  if (spec.tensorflow && framework !== "tensorflow")
+    issue(["tensorflow"], `tensorflow options are only for framework "tensorflow" (this job is ${framework})`);
+  if (framework !== "pytorch" && (spec.pytorch.rendezvous !== "static" || spec.pytorch.maxRestarts !== undefined))
+    issue(["pytorch"], `pytorch options are only for framework "pytorch" (this job is ${framework})`);
+
+  const elastic = resources.minNodes !== undefined || resources.maxNodes !== undefined;
+  if (elastic) {
+    if (framework === "horovod")
+      issue(
+        ["resources"],
+        "Horovod Elastic bounds are processes: use horovod.elastic.minNp/maxNp, not resources.minNodes/maxNodes",
+      );
+    else if (framework === "tensorflow")
+      issue(["resources"], "TensorFlow jobs are not elastic: remove resources.minNodes/maxNodes");
+    else if (spec.pytorch.rendezvous !== "c10d")
+      issue(["pytorch", "rendezvous"], 'elastic jobs (resources.minNodes/maxNodes) need "rendezvous": "c10d"');
+    const min = resources.minNodes ?? resources.nodes;
+    const max = resources.maxNodes ?? resources.nodes;
+    if (!(min <= resources.nodes && resources.nodes <= max))
+      issue(
+        ["resources"],
+        `elastic bounds must satisfy minNodes <= nodes <= maxNodes (got ${min} <= ${resources.nodes} <= ${max})`,
+      );
+  }
+  const he = spec.horovod?.elastic;
+  if (he && framework === "horovod") {
+    const np = resources.nodes * resources.gpusPerNode;
+    if (!(he.minNp <= np && np <= he.maxNp))
+      issue(
+        ["horovod", "elastic"],
+        `elastic bounds must satisfy minNp <= nodes x gpusPerNode <= maxNp (got ${he.minNp} <= ${np} <= ${he.maxNp})`,
+      );
+    if (spec.horovod?.launcher === "mpirun") issue(["horovod", "launcher"], "Horovod Elastic runs under horovodrun, not mpirun");
+  }
+}
 
 export const jobSpecSchema = z
   .object({
@@ -22,6 +181,9 @@ export const jobSpecSchema = z
         nodes: z.number().int().min(1).max(256),
         /** Ranks per node; each takes one GPU (on CPU-only nodes, one process slot). */
         gpusPerNode: z.number().int().min(1).max(64),
+        /** Elastic PyTorch (c10d): torchrun --nnodes=MIN:MAX; the job goes on while at least minNodes remain. */
+        minNodes: z.number().int().min(1).max(256).optional(),
+        maxNodes: z.number().int().min(1).max(256).optional(),
       })
       .strict(),
     command: z.array(z.string().max(4096)).min(1).max(256),
@@ -42,9 +204,20 @@ export const jobSpecSchema = z
     workdir: absolutePathSchema.nullable().default(null),
     env: envSchema.default({}),
     pytorch: z
-      .object({ rendezvous: z.enum(["static", "c10d"]).default("static") })
+      .object({
+        rendezvous: z.enum(["static", "c10d"]).default("static"),
+        /** torchrun --max_restarts: 0 by default, 3 for elastic jobs. */
+        maxRestarts: z.number().int().min(0).max(100).optional(),
+      })
       .strict()
       .default({ rendezvous: "static" }),
+    horovod: horovodOptionsSchema.optional(),
+    tensorflow: tensorflowOptionsSchema.optional(),
+    retry: retryPolicySchema.default(DEFAULT_RETRY_POLICY),
+    checkpoints: checkpointPolicySchema.default(DEFAULT_CHECKPOINT_POLICY),
+    hang: hangPolicySchema.optional(),
+    /** Stop the job (STOPPED_BUDGET) once its own cost reaches this many USD. */
+    maxCostUsd: z.number().finite().positive("must be > 0").max(1_000_000_000).optional(),
   })
   .strict()
   .superRefine((spec, ctx) => {
@@ -52,15 +225,30 @@ export const jobSpecSchema = z
     if (first !== undefined && first.length === 0)
       ctx.addIssue({ code: "custom", path: ["command", 0], message: "the program name must not be empty" });
     for (const k of Object.keys(spec.files)) {
-      if (RESERVED_FILES.has(k))
+      if (RESERVED_FILES.has(k) || RESERVED_FILES.has(k.split("/")[0] ?? ""))
         ctx.addIssue({ code: "custom", path: ["files", k], message: `'${k}' is a reserved file name in the attempt directory` });
     }
+    refineFrameworkOptions(spec, ctx);
   });
 export type JobSpec = z.infer<typeof jobSpecSchema>;
 export type JobSpecInput = z.input<typeof jobSpecSchema>;
 
 /** Files Trainyard itself writes in each attempt directory. */
-export const RESERVED_FILES = new Set(["launch.sh", "env", "pid", "exit_code", "output.log", "metrics.jsonl"]);
+export const RESERVED_FILES = new Set([
+  "launch.sh",
+  "env",
+  "pid",
+  "exit_code",
+  "output.log",
+  "metrics.jsonl",
+  // Horovod/MPI attempts: rank wrapper, host lists, and the per-attempt ssh directory.
+  "rank.sh",
+  "hostfile",
+  "appfile",
+  "discover_hosts.sh",
+  "hosts.current",
+  "ssh",
+]);
 
 export const JOB_STATUSES = [
   "PENDING",
@@ -123,7 +311,8 @@ export interface AttemptNode {
   logTail?: string;
 }
 
-export type StopKind = "cancel" | "fail" | "budget";
+/** "retry" stops the gang and starts the next attempt from the latest checkpoint. */
+export type StopKind = "cancel" | "fail" | "budget" | "retry";
 export interface StopRequest {
   kind: StopKind;
   reason: string;
@@ -144,6 +333,10 @@ export interface Attempt {
   endedAt?: string;
   outcome?: JobStatus;
   reason?: string;
+  /** When hang detection first saw this attempt stalled. */
+  stalledAt?: string;
+  /** The node blamed for this attempt's failure (avoided by the next attempt when possible). */
+  failedNode?: string;
 }
 
 export interface JobView {
@@ -158,8 +351,12 @@ export interface JobView {
   attempts: Attempt[];
   progress?: Progress;
   waitingReason?: string;
+  /** When a RETRYING job's next attempt is due. */
+  retryAt?: string;
   failure?: { reason: string; node?: string; rank?: number; exitCode?: number };
   stopRequest?: StopRequest;
+  /** Priced by the cost service (absent until the first pricing). */
+  cost?: JobCost;
   spec: Omit<JobSpec, "files"> & { files: string[] };
   createdAt: string;
   updatedAt: string;

@@ -18,6 +18,9 @@ export const REDACT_PATHS = [
   "headers.authorization",
   "TRAINYARD_SECRET_KEY",
   "API_ADMIN_TOKEN",
+  "secret",
+  "*.secret",
+  "ALERT_SMTP_URL",
 ];
 
 export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info"): Logger {

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { alertTypeSchema, dedupKeySchema, severitySchema } from "./alerts";
+import { nameSchema } from "./names";
 
 const objectId = z.string().regex(/^[0-9a-f]{24}$/, "must be a 24-hex-digit id");
 
@@ -31,28 +33,61 @@ export const QUEUES = {
     consumer: "monitor",
     defaults: { attempts: 3, backoff: { type: "fixed", delay: 1000 }, removeOnComplete: true, removeOnFail: 1000 },
   },
-  /** Job lifecycle events for cost accounting. */
+  /**
+   * Job lifecycle events for cost accounting: `started`/`ended` price one job at once; `tick`
+   * without a jobId is the cost service's scheduled sweep (a BullMQ job scheduler, one per install).
+   */
   cost: {
-    payload: z.object({ jobId: objectId, event: z.enum(["started", "ended", "tick"]), at: z.string().datetime() }).strict(),
-    producers: ["launcher", "monitor"],
+    payload: z
+      .object({ jobId: objectId.optional(), event: z.enum(["started", "ended", "tick"]), at: z.string().datetime() })
+      .strict()
+      .refine((p) => p.event === "tick" || p.jobId !== undefined, { message: "started/ended events need a jobId" }),
+    producers: ["launcher", "monitor", "cost"],
     consumer: "cost",
     defaults: { attempts: 3, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: true, removeOnFail: 1000 },
   },
-  /** Alert events to deliver. */
+  /** Alert events to route to the team's channels (see ALERT_TYPES in alerts.ts). */
   alerts: {
     payload: z
       .object({
-        type: z.enum(["job.failed", "job.succeeded", "job.cancelled", "node.hostkey_mismatch"]),
-        severity: z.enum(["info", "warning", "critical"]),
+        type: alertTypeSchema,
+        severity: severitySchema,
         jobId: objectId.optional(),
         clusterId: objectId.optional(),
+        budgetId: objectId.optional(),
+        /** Team of the event when no job, cluster or budget names it. */
+        team: nameSchema.optional(),
         message: z.string().max(2000),
         at: z.string().datetime(),
+        /** Events with the same key are sent once per channel repeat interval; default: type + subject id. */
+        dedupKey: dedupKeySchema.optional(),
+        /** Small facts for the message (threshold, spend, limit…): numbers and short strings only. */
+        facts: z
+          .record(z.string().regex(/^[a-z][A-Za-z0-9]{0,31}$/), z.union([z.number().finite(), z.string().max(200)]))
+          .refine((f) => Object.keys(f).length <= 16, { message: "at most 16 facts" })
+          .optional(),
       })
       .strict(),
-    producers: ["launcher", "monitor", "api"],
+    producers: ["launcher", "monitor", "api", "cost"],
     consumer: "alerting",
     defaults: { attempts: 5, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: true, removeOnFail: 1000 },
+  },
+  /**
+   * One delivery attempt of one alert to one channel. The alerting service schedules attempt n+1
+   * itself (exponential backoff, or the receiver's Retry-After), so every attempt is logged.
+   */
+  deliveries: {
+    payload: z.object({ deliveryId: objectId, attempt: z.number().int().min(1).max(100) }).strict(),
+    producers: ["alerting"],
+    consumer: "alerting",
+    defaults: { attempts: 3, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: true, removeOnFail: 1000 },
+  },
+  /** Copy one complete checkpoint from its node to the job's object store. */
+  checkpoints: {
+    payload: z.object({ jobId: objectId, checkpointId: objectId }).strict(),
+    producers: ["monitor"],
+    consumer: "monitor",
+    defaults: { attempts: 5, backoff: { type: "exponential", delay: 2000 }, removeOnComplete: true, removeOnFail: 1000 },
   },
 } as const satisfies Record<
   string,

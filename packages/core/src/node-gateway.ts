@@ -75,13 +75,37 @@ export class NodeGateway {
 
   /** Upload the plan's files (launch.sh, env and the job's inline files) into the attempt directory. */
   async prepare(cluster: ClusterDoc, plan: NodePlan): Promise<void> {
-    const modes: Record<string, number> = { env: 0o600, "launch.sh": 0o700 };
+    const modes: Record<string, number> = { env: 0o600, "launch.sh": 0o700, ...plan.modes };
     const files = Object.entries(plan.files).map(([p, content]) => ({
       path: `${plan.dir}/${p}`,
       content,
       mode: modes[p] ?? 0o644,
     }));
     await this.ssh.upload(this.target(cluster, plan.node), await this.creds(cluster), files);
+  }
+
+  /** Upload files (absolute paths) to a node, e.g. an attempt's inter-node SSH key and known_hosts. */
+  async upload(
+    cluster: ClusterDoc,
+    nodeName: string,
+    files: Array<{ path: string; content: string; mode: number }>,
+  ): Promise<void> {
+    await this.ssh.upload(this.target(cluster, nodeName), await this.creds(cluster), files);
+  }
+
+  /**
+   * The node's public host key (SSH wire blob), as presented on Trainyard's own connection and
+   * matched against the pinned fingerprint. Connects first if no verified connection exists yet.
+   */
+  async verifiedHostKey(cluster: ClusterDoc, nodeName: string): Promise<Buffer> {
+    const target = this.target(cluster, nodeName);
+    let key = this.ssh.verifiedHostKey(target);
+    if (!key) {
+      await this.run(cluster, nodeName, "true");
+      key = this.ssh.verifiedHostKey(target);
+    }
+    if (!key) throw new Error(`no verified host key for node ${nodeName}`);
+    return key;
   }
 
   /** Start the attempt detached (setsid) and wait until its wrapper has recorded its process group. */
@@ -139,6 +163,36 @@ export class NodeGateway {
       onStdout: (c) => chunks.push(c),
     });
     return Buffer.concat(chunks);
+  }
+
+  /** Run one of the node commands built by @trainyard/frameworks and return its stdout. */
+  async command(cluster: ClusterDoc, nodeName: string, command: string): Promise<string> {
+    const res = await this.run(cluster, nodeName, command);
+    if (res.code !== 0)
+      throw new Error(`command on ${nodeName} exited ${res.code ?? res.signal}: ${res.stderr.trim().slice(0, 300)}`);
+    return res.stdout;
+  }
+
+  /** Run a command and stream its stdout into `sink` (e.g. a checkpoint tar into an object store). */
+  async pipeFrom(cluster: ClusterDoc, nodeName: string, command: string, sink: NodeJS.WritableStream): Promise<void> {
+    const res = await this.ssh.exec(this.target(cluster, nodeName), await this.creds(cluster), command, {
+      timeoutMs: 0,
+      maxOutputBytes: 0,
+      onStdout: (c) => sink.write(c),
+    });
+    sink.end();
+    if (res.code !== 0)
+      throw new Error(`command on ${nodeName} exited ${res.code ?? res.signal}: ${res.stderr.trim().slice(0, 300)}`);
+  }
+
+  /** Run a command with `source` piped to its stdin (e.g. a checkpoint tar from an object store). */
+  async pipeTo(cluster: ClusterDoc, nodeName: string, command: string, source: NodeJS.ReadableStream): Promise<void> {
+    const res = await this.ssh.exec(this.target(cluster, nodeName), await this.creds(cluster), command, {
+      timeoutMs: 0,
+      stdin: source,
+    });
+    if (res.code !== 0)
+      throw new Error(`command on ${nodeName} exited ${res.code ?? res.signal}: ${res.stderr.trim().slice(0, 300)}`);
   }
 
   /**

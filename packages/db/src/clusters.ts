@@ -113,6 +113,35 @@ export class ClusterRepo {
   }
 
   /** Free a job's reservation (no-op when it holds none). */
+  /**
+   * Free a job's reservation except on nodes where its attempt could not be verified stopped: there
+   * the GPUs and ports stay held (under `held:<jobId>:<attemptId>`) until a clean-up verifies them.
+   */
+  async releaseExcept(clusterId: Types.ObjectId, jobId: string, attemptId: string, unverifiedNodes: string[]): Promise<void> {
+    await this.locked(clusterId, async () => {
+      const cluster = await this.byId(clusterId);
+      const own = cluster?.allocations.find((a) => a.jobId === jobId);
+      if (!cluster || !own) return;
+      const kept = own.nodes.filter((n) => unverifiedNodes.includes(n.node));
+      const allocations = cluster.allocations.filter((a) => a.jobId !== jobId);
+      if (kept.length) allocations.push({ jobId: heldKey(jobId, attemptId), attemptId, nodes: kept, at: new Date() });
+      await this.m.Cluster.updateOne(
+        { _id: clusterId, allocVersion: cluster.allocVersion },
+        { $set: { allocations }, $inc: { allocVersion: 1 } },
+      );
+    });
+  }
+
+  /** Held allocations (see releaseExcept) across all clusters. */
+  async listHeld(): Promise<Array<{ cluster: ClusterDoc; held: AllocationDoc; jobId: string }>> {
+    const clusters = (await this.m.Cluster.find({}).lean<StoredCluster[]>()).map((c) => hydrateCluster(c)!);
+    return clusters.flatMap((cluster) =>
+      cluster.allocations
+        .filter((a) => a.jobId.startsWith("held:"))
+        .map((held) => ({ cluster, held, jobId: held.jobId.split(":")[1]! })),
+    );
+  }
+
   async release(clusterId: Types.ObjectId, jobId: string): Promise<boolean> {
     // Read and write under the document lock: FerretDB v1 cannot match into arrays of documents.
     return this.locked(clusterId, async () => {
@@ -127,6 +156,8 @@ export class ClusterRepo {
     });
   }
 }
+
+export const heldKey = (jobId: string, attemptId: string) => `held:${jobId}:${attemptId}`;
 
 type StoredCluster = Omit<ClusterDoc, "ssh"> & {
   ssh: Omit<ClusterDoc["ssh"], "hostKeys"> & { hostKeyPins?: Array<{ node: string; fingerprint: string }> };

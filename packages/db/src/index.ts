@@ -1,32 +1,85 @@
-import type { SecretBox } from "@trainyard/common";
+import { SecretBox } from "@trainyard/common";
 import type { Connection } from "mongoose";
+import { AlertRepo } from "./alerting";
+import { BudgetRepo } from "./budgets";
+import { CheckpointRepo } from "./checkpoints";
 import { ClusterRepo } from "./clusters";
 import { CredentialRepo } from "./credentials";
+import { JobCostRepo } from "./job-costs";
 import { JobRepo } from "./jobs";
 import type { DocumentLocks } from "./locks";
 import { registerModels } from "./models";
+import { RateCardRepo } from "./rate-cards";
+import { StorageCredentialRepo } from "./storage-credentials";
 
+export * from "./alerting";
+export * from "./budgets";
+export * from "./checkpoints";
 export * from "./clusters";
 export * from "./connection";
 export * from "./credentials";
+export * from "./job-costs";
 export * from "./jobs";
 export * from "./locks";
 export * from "./models";
+export * from "./rate-cards";
+export * from "./storage-credentials";
 
 export interface Repos {
+  checkpoints: CheckpointRepo;
   clusters: ClusterRepo;
   credentials: CredentialRepo;
   jobs: JobRepo;
+  /** Cost fields of jobs (written by the cost service only). */
+  jobCosts: JobCostRepo;
+  rateCards: RateCardRepo;
+  budgets: BudgetRepo;
+  alerts: AlertRepo;
+  storageCredentials: StorageCredentialRepo;
 }
 
 /** The only way services reach MongoDB collections. */
-export function createRepos(conn: Connection, box: SecretBox, locks: DocumentLocks): Repos {
+export function createRepos(conn: Connection, box: SecretBox | undefined, locks: DocumentLocks): Repos {
   const m = registerModels(conn);
-  return { clusters: new ClusterRepo(m, locks), credentials: new CredentialRepo(m, box), jobs: new JobRepo(m, locks) };
+  // A service without TRAINYARD_SECRET_KEY (cost) gets repos that refuse to seal or open secrets.
+  return {
+    checkpoints: new CheckpointRepo(conn),
+    clusters: new ClusterRepo(m, locks),
+    credentials: new CredentialRepo(m, box ?? noSecretBox()),
+    jobs: new JobRepo(m, locks),
+    jobCosts: new JobCostRepo(m, locks),
+    rateCards: new RateCardRepo(conn),
+    budgets: new BudgetRepo(conn, locks),
+    alerts: new AlertRepo(conn, box, locks),
+    storageCredentials: new StorageCredentialRepo(conn, box ?? noSecretBox()),
+  };
 }
 
 /** Build the indexes now (tests and first start), rather than lazily on first use. */
 export async function syncIndexes(conn: Connection): Promise<void> {
   const m = registerModels(conn);
-  await Promise.all([m.Cluster.syncIndexes(), m.Credential.syncIndexes(), m.Job.syncIndexes()]);
+  await Promise.all([
+    m.Cluster.syncIndexes(),
+    m.Credential.syncIndexes(),
+    m.Job.syncIndexes(),
+    new CheckpointRepo(conn).syncIndexes(),
+    new RateCardRepo(conn).syncIndexes(),
+    new BudgetRepo(conn, NO_LOCKS).syncIndexes(),
+    new AlertRepo(conn, undefined, NO_LOCKS).syncIndexes(),
+    new StorageCredentialRepo(conn, noSecretBox()).syncIndexes(),
+  ]);
+}
+
+const NO_LOCKS: DocumentLocks = { withLock: (_key, fn) => fn() };
+
+/** A SecretBox stand-in for services that hold no secret key: any use is an error. */
+function noSecretBox(): SecretBox {
+  return Object.assign(Object.create(SecretBox.prototype) as SecretBox, {
+    seal: () => {
+      throw new Error("this service has no TRAINYARD_SECRET_KEY");
+    },
+    open: () => {
+      throw new Error("this service has no TRAINYARD_SECRET_KEY");
+    },
+  });
 }

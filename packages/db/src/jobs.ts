@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { type Attempt, conflict, type JobSpec, type JobStatus, type JobView, notFound, TRANSITIONS } from "@trainyard/common";
 import { Types, type UpdateQuery } from "mongoose";
+import { jobCostView } from "./job-costs";
 import type { DocumentLocks } from "./locks";
 import type { AttemptDoc, AttemptNodeDoc, JobDoc, Models, StopRequestDoc } from "./models";
 
@@ -165,7 +166,9 @@ export class JobRepo {
 
   /** Record why a queued job waits (visible in GET /v1/jobs/:id). */
   async setWaitingReason(id: Types.ObjectId, reason: string): Promise<void> {
-    await this.locked(id, () => this.m.Job.updateOne({ _id: id, status: "QUEUED" }, { $set: { waitingReason: reason } }));
+    await this.locked(id, () =>
+      this.m.Job.updateOne({ _id: id, status: { $in: ["QUEUED", "RETRYING"] } }, { $set: { waitingReason: reason } }),
+    );
   }
 
   /** Replace the current attempt's node states (and progress) while that attempt is still current. */
@@ -173,11 +176,12 @@ export class JobRepo {
     id: Types.ObjectId,
     attemptId: string,
     attemptIndex: number,
-    patch: { nodes?: AttemptNodeDoc[]; startedAt?: Date; progress?: JobDoc["progress"] },
+    patch: { nodes?: AttemptNodeDoc[]; startedAt?: Date; stalledAt?: Date; progress?: JobDoc["progress"] },
   ): Promise<boolean> {
     const set: Record<string, unknown> = {};
     if (patch.nodes) set[`attempts.${attemptIndex}.nodes`] = patch.nodes;
     if (patch.startedAt) set[`attempts.${attemptIndex}.startedAt`] = patch.startedAt;
+    if (patch.stalledAt) set[`attempts.${attemptIndex}.stalledAt`] = patch.stalledAt;
     if (patch.progress) set.progress = patch.progress;
     if (!Object.keys(set).length) return true;
     const res = await this.locked(id, () => this.m.Job.updateOne({ _id: id, currentAttemptId: attemptId }, { $set: set }));
@@ -198,6 +202,22 @@ export class JobRepo {
         ).lean<JobDoc>(),
       ),
     );
+  }
+
+  /**
+   * Record where an attempt's inter-node SSH key may still be authorised (all its nodes before the
+   * key is handed out; the unreachable ones after a revocation), and whether any attempt of the job
+   * still has such nodes. Unconditional: revoking twice is harmless.
+   */
+  async setSshKeyNodes(id: Types.ObjectId, attemptIndex: number, nodes: string[], pending: boolean): Promise<void> {
+    await this.locked(id, () =>
+      this.m.Job.updateOne({ _id: id }, { $set: { [`attempts.${attemptIndex}.sshKeyNodes`]: nodes, sshKeysPending: pending } }),
+    );
+  }
+
+  /** Jobs with an attempt whose inter-node SSH key could not be revoked everywhere yet. */
+  async withPendingSshKeys(limit = 100): Promise<JobDoc[]> {
+    return this.m.Job.find({ sshKeysPending: true }, { files: 0 }).sort({ updatedAt: 1 }).limit(limit).lean<JobDoc[]>();
   }
 }
 
@@ -228,6 +248,8 @@ function attemptView(a: AttemptDoc): Attempt {
     ...(a.endedAt ? { endedAt: iso(a.endedAt) } : {}),
     ...(a.outcome ? { outcome: a.outcome } : {}),
     ...(a.reason ? { reason: a.reason } : {}),
+    ...(a.stalledAt ? { stalledAt: iso(a.stalledAt) } : {}),
+    ...(a.failedNode ? { failedNode: a.failedNode } : {}),
     nodes: a.nodes.map((n) => ({
       name: n.name,
       host: n.host,
@@ -268,8 +290,10 @@ export function jobView(doc: JobDoc): JobView {
         }
       : {}),
     ...(doc.waitingReason ? { waitingReason: doc.waitingReason } : {}),
+    ...(doc.retryAt && doc.status === "RETRYING" ? { retryAt: iso(doc.retryAt) } : {}),
     ...(doc.failure?.reason ? { failure: doc.failure } : {}),
     ...(doc.stopRequest?.kind ? { stopRequest: { ...doc.stopRequest, requestedAt: iso(doc.stopRequest.requestedAt)! } } : {}),
+    ...(doc.cost?.updatedAt ? { cost: jobCostView(doc.cost) } : {}),
     spec: { ...spec, files: doc.fileNames ?? Object.keys(files ?? {}) },
     createdAt: iso(doc.createdAt)!,
     updatedAt: iso(doc.updatedAt)!,

@@ -121,6 +121,22 @@ export interface AttemptDoc {
   endedAt?: Date;
   outcome?: JobStatus;
   reason?: string;
+  /** When hang detection alerted for this attempt (once per attempt). */
+  stalledAt?: Date;
+  /** Node blamed for the failure, avoided by the next attempt when the cluster has a spare. */
+  failedNode?: string;
+  /** Nodes where this attempt's inter-node SSH key may still be authorised (Horovod/MPI). */
+  sshKeyNodes?: string[];
+}
+export interface JobCostDoc {
+  usd: number;
+  gpuHours: number;
+  burnUsdPerHour: number;
+  forecastUsd?: number;
+  etaSeconds?: number;
+  lines: Array<{ gpuType: string; month: string; usd: number; gpuHours: number }>;
+  final: boolean;
+  updatedAt: Date;
 }
 export interface StopRequestDoc {
   kind: StopKind;
@@ -151,8 +167,14 @@ export interface JobDoc {
   attempts: AttemptDoc[];
   progress?: { step: number; totalSteps?: number; loss?: number; ratio?: number; updatedAt: Date };
   waitingReason?: string;
+  /** When a RETRYING job's next attempt is due (the launcher's sweep re-offers overdue ones). */
+  retryAt?: Date;
+  /** Some attempt's inter-node SSH key is still authorised somewhere (see JobRepo.setSshKeyNodes). */
+  sshKeysPending?: boolean;
   failure?: { reason: string; node?: string; rank?: number; exitCode?: number };
   stopRequest?: StopRequestDoc;
+  /** Written by the cost service only (see JobRepo.setCost). */
+  cost?: JobCostDoc;
   createdAt: Date;
   updatedAt: Date;
   startedAt?: Date;
@@ -186,6 +208,9 @@ const attemptSchema = new Schema<AttemptDoc>(
     endedAt: Date,
     outcome: { type: String, enum: JOB_STATUSES },
     reason: String,
+    stalledAt: Date,
+    failedNode: String,
+    sshKeyNodes: { type: [String], default: undefined },
   },
   opts,
 );
@@ -207,15 +232,30 @@ const jobSchema = new Schema<JobDoc>(
     attempts: { type: [attemptSchema], default: [] },
     progress: new Schema({ step: Number, totalSteps: Number, loss: Number, ratio: Number, updatedAt: Date }, opts),
     waitingReason: String,
+    retryAt: Date,
+    sshKeysPending: Boolean,
     failure: new Schema({ reason: String, node: String, rank: Number, exitCode: Number }, opts),
     stopRequest: new Schema(
       {
-        kind: { type: String, enum: ["cancel", "fail", "budget"] },
+        kind: { type: String, enum: ["cancel", "fail", "budget", "retry"] },
         reason: String,
         requestedAt: Date,
         node: String,
         rank: Number,
         exitCode: Number,
+      },
+      opts,
+    ),
+    cost: new Schema(
+      {
+        usd: Number,
+        gpuHours: Number,
+        burnUsdPerHour: Number,
+        forecastUsd: Number,
+        etaSeconds: Number,
+        lines: [new Schema({ gpuType: String, month: String, usd: Number, gpuHours: Number }, opts)],
+        final: Boolean,
+        updatedAt: Date,
       },
       opts,
     ),

@@ -93,10 +93,17 @@ export function renderEnvFile(env: Record<string, string>): string {
  * The wrapper `setsid -f /bin/sh <dir>/launch.sh` runs. It never interpolates a user value except
  * through shellQuote, and defines no variable that the env file could later change under it.
  */
-export function renderLaunchScript(plan: { dir: string; workdir: string; argv: readonly string[] }): string {
+export function renderLaunchScript(plan: {
+  dir: string;
+  workdir: string;
+  argv: readonly string[];
+  /** Directory put in front of PATH for the program (e.g. the attempt's ssh shim for horovodrun). */
+  pathPrepend?: string;
+}): string {
   if (plan.argv.length === 0) throw new Error("argv must not be empty");
   const dir = normalizeDir(plan.dir);
   const failed = WRAPPER_FAILURE_EXIT_CODE;
+  const path = plan.pathPrepend ? `PATH=${shellQuote(normalizeDir(plan.pathPrepend))}:"$PATH"\nexport PATH\n` : "";
   return `#!/bin/sh
 # Trainyard attempt wrapper (generated). Started detached as:
 #   setsid -f /bin/sh ${shellQuote(`${dir}/launch.sh`)}
@@ -140,11 +147,37 @@ if [ ! -r env ]; then echo "trainyard: env file missing"; ty_finish ${failed}; f
 set -a
 . ./env
 set +a
-cd ${shellQuote(plan.workdir)} || { echo "trainyard: cannot cd to workdir"; ty_finish ${failed}; }
+${path}cd ${shellQuote(plan.workdir)} || { echo "trainyard: cannot cd to workdir"; ty_finish ${failed}; }
 if [ -n "$ty_stop" ]; then echo "trainyard: stopped before start"; ty_finish 143; fi
 
 ${shellJoin(plan.argv)}
 ty_finish $?
+`;
+}
+
+/** The per-node rank wrapper of Horovod/MPI jobs; the head's launcher runs `/bin/sh <dir>/rank.sh` per rank. */
+export const RANK_SCRIPT = "rank.sh";
+
+/**
+ * rank.sh: what the head node's horovodrun/mpirun runs (over SSH) for each rank on this node. It
+ * gives the rank this node's env file (so TRAINYARD_NODE_RANK, paths and PATH are this node's,
+ * whatever the launcher forwarded from the head) and this node's workdir, then execs the command.
+ * The launcher's own variables (HOROVOD_*, OMPI_*) pass through untouched.
+ */
+export function renderRankScript(plan: { dir: string; workdir: string; argv: readonly string[] }): string {
+  if (plan.argv.length === 0) throw new Error("argv must not be empty");
+  const dir = normalizeDir(plan.dir);
+  const failed = WRAPPER_FAILURE_EXIT_CODE;
+  return `#!/bin/sh
+# Trainyard rank wrapper (generated). The head node's launcher starts it over SSH for every rank
+# on this node: this node's environment and workdir, then the job's command.
+cd ${shellQuote(dir)} || exit ${failed}
+if [ ! -r env ]; then echo "trainyard: env file missing in ${dir.replace(/[^A-Za-z0-9/._+-]/g, "?")}" >&2; exit ${failed}; fi
+set -a
+. ./env
+set +a
+cd ${shellQuote(plan.workdir)} || { echo "trainyard: cannot cd to workdir" >&2; exit ${failed}; }
+exec ${shellJoin(plan.argv)}
 `;
 }
 

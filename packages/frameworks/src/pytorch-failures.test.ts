@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { torchrunRootCause, torchrunWorkerFailure } from "./pytorch-failures";
+import { torchrunFailedRanks, torchrunRootCause, torchrunWorkerFailure } from "./pytorch-failures";
 
 describe("torchrunWorkerFailure", () => {
   it("reads the agent's failure line (the agent itself may still be alive in its exit barrier)", () => {
@@ -31,5 +31,27 @@ describe("torchrunRootCause", () => {
 
   it("returns nothing when there is no summary", () => {
     expect(torchrunRootCause("Traceback ... boom")).toEqual({});
+  });
+});
+
+describe("torchrunFailedRanks", () => {
+  it("lists every failed rank of the summary, signal deaths included", () => {
+    const tail = [
+      "Failures:",
+      "[1]:",
+      "  time      : 2026-11-28_17:30:10",
+      "  host      : localhost",
+      "  rank      : 3 (local_rank: 1)",
+      "  exitcode  : -9 (pid: 32008)",
+      "Root Cause (first observed failure):",
+      "[0]:",
+      "  rank      : 2 (local_rank: 0)",
+      "  exitcode  : 1 (pid: 32007)",
+    ].join("\n");
+    expect(torchrunFailedRanks(tail)).toEqual([
+      { rank: 3, localRank: 1, exitCode: -9 },
+      { rank: 2, localRank: 0, exitCode: 1 },
+    ]);
+    expect(torchrunFailedRanks("nothing here")).toEqual([]);
   });
 });

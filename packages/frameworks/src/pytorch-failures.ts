@@ -34,3 +34,24 @@ export function torchrunRootCause(logTail: string): { rank?: number; exitCode?: 
     ...(code ? { exitCode: Number(code[1]) } : {}),
   };
 }
+
+export interface FailedRank {
+  rank: number;
+  localRank: number;
+  exitCode: number;
+}
+
+const SUMMARY_ENTRY = /rank\s*:\s*(\d+)\s*\(local_rank:\s*(\d+)\)\s*\n\s*exitcode\s*:\s*(-?\d+)/g;
+
+/**
+ * Every failed rank torchrun's summary lists ("Failures:" and "Root Cause"). The root cause it
+ * names is only the first failure it observed; a rank killed by a signal listed beside it is
+ * usually what really happened, and the caller can prefer it.
+ */
+export function torchrunFailedRanks(logTail: string): FailedRank[] {
+  const seen = new Map<number, FailedRank>();
+  for (const m of logTail.matchAll(SUMMARY_ENTRY)) {
+    seen.set(Number(m[1]), { rank: Number(m[1]), localRank: Number(m[2]), exitCode: Number(m[3]) });
+  }
+  return [...seen.values()];
+}

@@ -1,5 +1,8 @@
-import { type JobSpec, RESERVED_FILES } from "@trainyard/common";
-import { ATTEMPT_FILES, attemptDir, jobDir, renderEnvFile, renderLaunchScript } from "./node-protocol";
+import { checkPlanInput, nodeEnv } from "./node-env";
+import { ATTEMPT_FILES, attemptDir, renderEnvFile, renderLaunchScript } from "./node-protocol";
+import type { LaunchPlan, NodePlan, PlanInput } from "./plan-types";
+
+export type { LaunchPlan, NodePlan, PlanInput, PlanNode } from "./plan-types";
 
 /**
  * Ports each node of a PyTorch job gets (the same block on every node). Port 0 is the static
@@ -9,50 +12,18 @@ import { ATTEMPT_FILES, attemptDir, jobDir, renderEnvFile, renderLaunchScript } 
  */
 export const PYTORCH_PORTS_PER_NODE = 4;
 
-export interface PlanNode {
-  name: string;
-  host: string;
-  workRoot: string;
-  gpuIndices: number[];
-  ports: number[];
-}
-
-export interface PlanInput {
-  jobId: string;
-  attemptId: string;
-  attemptNumber: number;
-  spec: JobSpec;
-  clusterEnv: Record<string, string>;
-  /** Rank order: nodes[0] is rank 0 and hosts the master / rendezvous store. */
-  nodes: PlanNode[];
-  resumeFrom?: string;
-  checkpointDir?: string;
-}
-
-export interface NodePlan {
-  node: string;
-  host: string;
-  nodeRank: number;
-  /** The attempt directory on this node. */
-  dir: string;
-  workdir: string;
-  argv: string[];
-  env: Record<string, string>;
-  /** Everything to upload into `dir` (path relative to it): env, launch.sh and the job's inline files. */
-  files: Record<string, string>;
-}
-
-export interface LaunchPlan {
-  framework: "pytorch";
-  rendezvous: "static" | "c10d";
-  masterAddr: string;
-  masterPort: number;
-  portsPerNode: number;
-  nodes: NodePlan[];
-}
+/** Restarts torchrun may do by itself in an elastic job (a node leaving or a worker failing). */
+export const PYTORCH_ELASTIC_DEFAULT_RESTARTS = 3;
 
 /** torchrun wants IPv6 literals in brackets wherever a port follows or may follow. */
 const hostForTorch = (host: string) => (host.includes(":") && !host.startsWith("[") ? `[${host}]` : host);
+
+/** Elastic bounds of a PyTorch job (resources.minNodes/maxNodes), or undefined for a fixed-size job. */
+export function pytorchElastic(spec: Pick<PlanInput["spec"], "resources">): { min: number; max: number } | undefined {
+  const { nodes, minNodes, maxNodes } = spec.resources;
+  if (minNodes === undefined && maxNodes === undefined) return undefined;
+  return { min: minNodes ?? nodes, max: maxNodes ?? nodes };
+}
 
 /**
  * The exact torchrun command line and environment for every node of one attempt.
@@ -60,31 +31,28 @@ const hostForTorch = (host: string) => (host.includes(":") && !host.startsWith("
  * Flag spellings are torch 1.13's (Debian python3-torch): underscores (`--nproc_per_node`,
  * `--no_python`); torch 2.x accepts both spellings, so these work there too. `--no_python` runs
  * the job's command as given on each rank (`python3 train.py …`, or any program).
+ *
+ * Elastic jobs (resources.minNodes/maxNodes, c10d only) get `--nnodes=MIN:MAX` and
+ * `--max_restarts` (pytorch.maxRestarts, default 3): when a node leaves, the other agents restart
+ * their workers and rendezvous again with the nodes that are left.
  */
 export function planPytorch(input: PlanInput): LaunchPlan {
+  checkPlanInput(input, "pytorch");
   const { spec, nodes } = input;
-  if (spec.framework !== "pytorch") throw new Error(`planPytorch got a '${spec.framework}' job`);
   const { nodes: nnodes, gpusPerNode } = spec.resources;
-  if (nodes.length !== nnodes) throw new Error(`job wants ${nnodes} nodes, plan got ${nodes.length}`);
-  for (const n of nodes) {
-    if (n.gpuIndices.length !== gpusPerNode)
-      throw new Error(`node ${n.name} got ${n.gpuIndices.length} GPUs, job wants ${gpusPerNode}`);
-  }
-  for (const f of Object.keys(spec.files)) {
-    if (RESERVED_FILES.has(f)) throw new Error(`inline file '${f}' would overwrite a Trainyard file`);
-  }
-  const master = nodes[0];
-  const masterPort = master?.ports[0];
-  if (!master || masterPort === undefined) throw new Error("rank 0 needs at least one port");
+  const master = nodes[0]!;
+  const masterPort = master.ports[0]!;
 
-  const rendezvous = spec.pytorch.rendezvous;
+  const elastic = pytorchElastic(spec);
+  const rendezvous = spec.pytorch?.rendezvous ?? (elastic ? "c10d" : "static");
+  if (elastic && rendezvous !== "c10d") throw new Error("elastic PyTorch jobs need c10d rendezvous");
+  const maxRestarts = spec.pytorch?.maxRestarts ?? (elastic ? PYTORCH_ELASTIC_DEFAULT_RESTARTS : 0);
   const masterAddr = master.host;
-  const nodeIps = nodes.map((n) => n.host).join("\n");
 
   const nodePlans = nodes.map((n, rank): NodePlan => {
     const dir = attemptDir(n.workRoot, input.jobId, input.attemptId);
     const workdir = spec.workdir ?? dir;
-    const common = [`--nnodes=${nnodes}`, `--nproc_per_node=${gpusPerNode}`];
+    const common = [`--nnodes=${elastic ? `${elastic.min}:${elastic.max}` : nnodes}`, `--nproc_per_node=${gpusPerNode}`];
     const rdzv =
       rendezvous === "static"
         ? [`--node_rank=${rank}`, `--master_addr=${hostForTorch(masterAddr)}`, `--master_port=${masterPort}`]
@@ -96,36 +64,26 @@ export function planPytorch(input: PlanInput): LaunchPlan {
             // fails behind NAT and races when several "nodes" share one machine.
             `--rdzv_conf=is_host=${rank === 0 ? 1 : 0}`,
           ];
-    // Trainyard restarts the whole gang from a checkpoint itself; torchrun must not restart alone.
-    const argv = ["torchrun", ...common, ...rdzv, "--max_restarts=0", "--no_python", ...spec.command];
-
-    const env: Record<string, string> = { ...input.clusterEnv, ...spec.env };
-    // Many ranks per node each spawning one OpenMP thread per core oversubscribes the CPU.
-    if (env.OMP_NUM_THREADS === undefined) env.OMP_NUM_THREADS = "1";
-    Object.assign(env, {
-      TRAINYARD_JOB_ID: input.jobId,
-      TRAINYARD_ATTEMPT: String(input.attemptNumber),
-      TRAINYARD_ATTEMPT_ID: input.attemptId,
-      TRAINYARD_NODE_RANK: String(rank),
-      TRAINYARD_NUM_NODES: String(nnodes),
-      TRAINYARD_NODE_IPS: nodeIps,
-      TRAINYARD_MASTER_ADDR: masterAddr,
-      TRAINYARD_MASTER_PORT: String(masterPort),
-      TRAINYARD_PORTS: n.ports.join(","),
-      TRAINYARD_GPUS_PER_NODE: String(gpusPerNode),
-      TRAINYARD_CHECKPOINT_DIR: input.checkpointDir ?? `${jobDir(n.workRoot, input.jobId)}/checkpoints`,
-      TRAINYARD_RESUME_FROM: input.resumeFrom ?? "",
-      TRAINYARD_METRICS_FILE: `${dir}/${ATTEMPT_FILES.metrics}`,
-      CUDA_VISIBLE_DEVICES: n.gpuIndices.join(","),
-    });
-
+    // Trainyard restarts the whole gang from a checkpoint itself; a fixed-size torchrun must not
+    // restart alone. Elastic jobs let torchrun restart their workers when membership changes.
+    const argv = ["torchrun", ...common, ...rdzv, `--max_restarts=${maxRestarts}`, "--no_python", ...spec.command];
+    const env = nodeEnv(input, n, rank, dir, { addr: masterAddr, port: masterPort });
     const files: Record<string, string> = {
       ...spec.files,
       [ATTEMPT_FILES.env]: renderEnvFile(env),
       [ATTEMPT_FILES.launch]: renderLaunchScript({ dir, workdir, argv }),
     };
-    return { node: n.name, host: n.host, nodeRank: rank, dir, workdir, argv, env, files };
+    return { node: n.name, host: n.host, nodeRank: rank, dir, workdir, launches: true, argv, env, files };
   });
 
-  return { framework: "pytorch", rendezvous, masterAddr, masterPort, portsPerNode: PYTORCH_PORTS_PER_NODE, nodes: nodePlans };
+  return {
+    framework: "pytorch",
+    rendezvous,
+    masterAddr,
+    masterPort,
+    portsPerNode: PYTORCH_PORTS_PER_NODE,
+    ...(elastic ? { elastic: { ...elastic, unit: "nodes" as const } } : {}),
+    interNodeSsh: false,
+    nodes: nodePlans,
+  };
 }

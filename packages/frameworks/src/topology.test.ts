@@ -97,3 +97,61 @@ describe("validateTopology", () => {
     ]);
   });
 });
+
+describe("validateTopology: per-framework rules", () => {
+  const two = [node("n1", 2), node("n2", 2)];
+  const spec = (over: Record<string, unknown>) => ({
+    framework: "pytorch" as const,
+    resources: { nodes: 2, gpusPerNode: 2 },
+    ...over,
+  });
+
+  it("ports.range: the port block is the framework's (TensorFlow: one port per task)", () => {
+    const tf = { framework: "tensorflow" as const, resources: { nodes: 2, gpusPerNode: 1 } };
+    expect(validateTopology(tf, { nodes: two, ports: { min: 29500, max: 29501 } })).toEqual([]);
+    const three = [...two, node("n3", 2)];
+    expect(
+      validateTopology({ ...tf, resources: { nodes: 3, gpusPerNode: 1 } }, { nodes: three, ports: { min: 29500, max: 29501 } }),
+    ).toEqual([{ rule: "ports.range", message: "port range 29500-29501 holds 2 ports; a tensorflow job needs a block of 3" }]);
+  });
+
+  it("gpu.homogeneous: required for Horovod and TensorFlow", () => {
+    const mixed = [node("n1", 2, { gpuType: "a100" }), node("n2", 2, { gpuType: "h100" })];
+    for (const framework of ["horovod", "tensorflow"] as const) {
+      expect(validateTopology({ framework, resources: { nodes: 2, gpusPerNode: 1 } }, { nodes: mixed, ports })).toEqual([
+        {
+          rule: "gpu.homogeneous",
+          message: `${framework} needs the same GPU type on all 2 nodes; the eligible nodes mix a100 (n1), h100 (n2)`,
+        },
+      ]);
+    }
+  });
+
+  it("elastic.bounds: min <= nodes <= max, and a max the cluster can reach", () => {
+    expect(validateTopology(spec({ resources: { nodes: 2, gpusPerNode: 1, minNodes: 3 } }), { nodes: two, ports })).toEqual([
+      { rule: "elastic.bounds", message: "elastic bounds must satisfy minNodes <= nodes <= maxNodes; got 3 <= 2 <= 2" },
+    ]);
+    expect(
+      validateTopology(spec({ resources: { nodes: 2, gpusPerNode: 1, minNodes: 1, maxNodes: 4 } }), { nodes: two, ports }),
+    ).toEqual([{ rule: "elastic.bounds", message: "maxNodes is 4 but the cluster has 2 nodes; at most 2 can ever join" }]);
+    expect(
+      validateTopology(spec({ resources: { nodes: 2, gpusPerNode: 1, minNodes: 1, maxNodes: 2 } }), { nodes: two, ports }),
+    ).toEqual([]);
+  });
+
+  it("elastic.bounds and world.size: Horovod Elastic counts processes", () => {
+    const h = (minNp: number, maxNp: number) => ({
+      framework: "horovod" as const,
+      resources: { nodes: 2, gpusPerNode: 2 },
+      horovod: { launcher: "horovodrun" as const, elastic: { minNp, maxNp } },
+    });
+    expect(validateTopology(h(2, 4), { nodes: two, ports })).toEqual([]);
+    expect(validateTopology(h(5, 6), { nodes: two, ports })).toEqual([
+      {
+        rule: "elastic.bounds",
+        message: "Horovod Elastic bounds must satisfy minNp <= nodes x gpusPerNode <= maxNp; got 5 <= 4 <= 6",
+      },
+      { rule: "world.size", message: "maxNp is 6 but the cluster offers at most 4 slots (2 nodes with 2 GPUs each)" },
+    ]);
+  });
+});

@@ -1,9 +1,9 @@
 import type { JobSpec, NodeSpec, PortRange } from "@trainyard/common";
-import { type FrameworkRequirements, frameworkRequirements } from "./requirements";
+import { type FrameworkRequirements, jobRequirements } from "./requirements";
 
 /** One reason a job can never run on a cluster (as opposed to "not now": that is allocation's job). */
 export interface TopologyIssue {
-  /** Stable id: nodes.count, gpus.per_node, hosts.unique, ports.range, gpu.homogeneous. */
+  /** Stable id: nodes.count, gpus.per_node, hosts.unique, ports.range, gpu.homogeneous, elastic.bounds, world.size. */
   rule: string;
   node?: string;
   message: string;
@@ -22,9 +22,9 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
  * `requirements` defaults to the framework's own (tests and future frameworks may pass others).
  */
 export function validateTopology(
-  spec: Pick<JobSpec, "framework" | "resources">,
+  spec: Pick<JobSpec, "framework" | "resources"> & Partial<Pick<JobSpec, "horovod">>,
   cluster: TopologyCluster,
-  requirements: FrameworkRequirements = frameworkRequirements(spec.framework),
+  requirements: FrameworkRequirements = jobRequirements(spec),
 ): TopologyIssue[] {
   const issues: TopologyIssue[] = [];
   const { nodes: wanted, gpusPerNode } = spec.resources;
@@ -96,5 +96,52 @@ export function validateTopology(
     }
   }
 
+  issues.push(...elasticIssues(spec, nodes, bigEnough.length));
+  return issues;
+}
+
+/**
+ * Elastic bounds (min <= nodes <= max, and a max the cluster can ever offer) and the world size of
+ * Horovod Elastic, whose --max-np cannot exceed the slots of the nodes big enough for the job.
+ */
+function elasticIssues(
+  spec: Pick<JobSpec, "framework" | "resources"> & Partial<Pick<JobSpec, "horovod">>,
+  nodes: NodeSpec[],
+  eligible: number,
+): TopologyIssue[] {
+  const issues: TopologyIssue[] = [];
+  const { nodes: wanted, gpusPerNode, minNodes, maxNodes } = spec.resources;
+  if (minNodes !== undefined || maxNodes !== undefined) {
+    const min = minNodes ?? wanted;
+    const max = maxNodes ?? wanted;
+    if (!(min <= wanted && wanted <= max)) {
+      issues.push({
+        rule: "elastic.bounds",
+        message: `elastic bounds must satisfy minNodes <= nodes <= maxNodes; got ${min} <= ${wanted} <= ${max}`,
+      });
+    } else if (max > nodes.length) {
+      issues.push({
+        rule: "elastic.bounds",
+        message: `maxNodes is ${max} but the cluster has ${plural(nodes.length, "node")}; at most ${nodes.length} can ever join`,
+      });
+    }
+  }
+  const he = spec.framework === "horovod" ? spec.horovod?.elastic : undefined;
+  if (he) {
+    const np = wanted * gpusPerNode;
+    if (!(he.minNp <= np && np <= he.maxNp)) {
+      issues.push({
+        rule: "elastic.bounds",
+        message: `Horovod Elastic bounds must satisfy minNp <= nodes x gpusPerNode <= maxNp; got ${he.minNp} <= ${np} <= ${he.maxNp}`,
+      });
+    }
+    const slots = eligible * gpusPerNode;
+    if (he.maxNp > slots) {
+      issues.push({
+        rule: "world.size",
+        message: `maxNp is ${he.maxNp} but the cluster offers at most ${plural(slots, "slot")} (${plural(eligible, "node")} with ${gpusPerNode} GPUs each)`,
+      });
+    }
+  }
   return issues;
 }

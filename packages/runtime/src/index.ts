@@ -1,5 +1,6 @@
 export * from "./bus";
 export * from "./health";
+export * from "./queue-metrics";
 export * from "./redis";
 export * from "./service";
 export * from "./workers";

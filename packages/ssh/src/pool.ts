@@ -118,6 +118,8 @@ export class SshPool {
   /** Connections still being set up (client + socket), for close(). */
   private readonly connecting = new Set<SshClient>();
   private readonly keys = new Map<string, ParsedKey>();
+  /** Host key blobs that matched their pin, by "host:port" (for known_hosts files Trainyard writes). */
+  private readonly verifiedKeys = new Map<string, Buffer>();
   private closed = false;
 
   constructor(opts: SshPoolOptions = {}) {
@@ -186,8 +188,15 @@ export class SshPool {
           if (signal) r.signal = signal;
           resolve(r);
         });
-        if (opts.stdin !== undefined) channel.end(opts.stdin);
-        else channel.end();
+        if (typeof opts.stdin === "string" || Buffer.isBuffer(opts.stdin)) channel.end(opts.stdin);
+        else if (opts.stdin !== undefined) {
+          const source = opts.stdin;
+          source.on("error", (e: Error) => {
+            killChannel(channel);
+            reject(e);
+          });
+          source.pipe(channel);
+        } else channel.end();
       });
     } finally {
       dl.dispose();
@@ -324,6 +333,14 @@ export class SshPool {
    * Drops the cached connection(s) to a target (any credentials): new calls connect afresh; the old
    * connection is closed once the commands running on it have finished.
    */
+  /**
+   * The public host key (SSH wire blob) an endpoint presented on the last connection, which
+   * matched its pinned fingerprint; undefined if no connection to it has been verified yet.
+   */
+  verifiedHostKey(endpoint: { host: string; port: number }): Buffer | undefined {
+    return this.verifiedKeys.get(`${endpoint.host}:${endpoint.port}`);
+  }
+
   evict(target: SshTarget): void {
     const ek = targetKey(target);
     for (const [key, entry] of this.entries) {
@@ -665,7 +682,10 @@ export class SshPool {
         // Called for the initial key exchange and for every re-key: the key must match the pin each time.
         hostVerifier: (hostKey: Buffer): boolean => {
           const actual = fingerprintOf(hostKey);
-          if (fingerprintsEqual(actual, pinned)) return true;
+          if (fingerprintsEqual(actual, pinned)) {
+            this.verifiedKeys.set(`${ep.host}:${ep.port}`, Buffer.from(hostKey));
+            return true;
+          }
           mismatch = actual;
           this.log.error({ ssh: where, expected: pinned, actual }, "ssh host key mismatch: refusing to connect");
           return false;

@@ -32,8 +32,8 @@ export interface ExecResult {
 export interface ExecOptions {
   /** Limit for the whole call (waiting for a connection and a channel included). Default: the pool's commandTimeoutMs. 0 = none. */
   timeoutMs?: number;
-  /** Written to the command's stdin, then EOF. Without it the command gets EOF at once. */
-  stdin?: string | Buffer;
+  /** Written to the command's stdin, then EOF (a stream is piped, with backpressure). Without it the command gets EOF at once. */
+  stdin?: string | Buffer | NodeJS.ReadableStream;
   onStdout?(chunk: Buffer): void;
   onStderr?(chunk: Buffer): void;
   /** Bytes kept per stream (stdout, stderr) in the result; the callbacks still see everything. Default 1 MiB. */

@@ -1,5 +1,5 @@
-import { workerConfigShape } from "@trainyard/common";
+import { alertingConfigShape } from "@trainyard/common";
 import { runMain } from "@trainyard/runtime";
 import { startAlerting } from "./alerting";
 
-runMain("alerting", workerConfigShape, startAlerting);
+runMain("alerting", alertingConfigShape, startAlerting);

@@ -620,7 +620,7 @@ describe("dry run", () => {
     expect((await call("POST", "/v1/jobs/dry-run", { body: jobSpec({ resources: { nodes: 3, gpusPerNode: 2 } }) })).status).toBe(
       400,
     );
-    expect((await call("POST", "/v1/jobs/dry-run", { body: jobSpec({ framework: "tensorflow" }) })).status).toBe(400);
+    expect((await call("POST", "/v1/jobs/dry-run", { body: jobSpec({ framework: "jax" }) })).status).toBe(400);
   });
 });
 

@@ -1,7 +1,7 @@
-import { type Logger, SecretBox } from "@trainyard/common";
+import { type Logger, parseAllowlist, SecretBox } from "@trainyard/common";
 import { NodeGateway } from "@trainyard/core";
 import { connectMongo, createRepos, RedisDocumentLocks, syncIndexes } from "@trainyard/db";
-import { type RunningService, startServiceBase } from "@trainyard/runtime";
+import { type RunningService, registerQueueDepthMetrics, startServiceBase } from "@trainyard/runtime";
 import { SshPool } from "@trainyard/ssh";
 import express from "express";
 import helmet from "helmet";
@@ -9,8 +9,12 @@ import type { ApiConfig, ApiDeps } from "./context";
 import { requireAdminToken } from "./http/auth";
 import { errorHandler, notFoundHandler, requireJsonBody } from "./http/errors";
 import { ADMIN_QUEUES_PATH, queueDashboard } from "./routes/admin";
+import { alertChannelRoutes, alertLogRoutes } from "./routes/alerting";
+import { checkpointRoutes } from "./routes/checkpoints";
 import { clusterRoutes } from "./routes/clusters";
 import { jobRoutes } from "./routes/jobs";
+import { budgetRoutes, costRoutes, pricingRoutes } from "./routes/money";
+import { storageRoutes } from "./routes/storage";
 
 export type { ApiConfig } from "./context";
 export { DEFAULT_TEAM } from "./context";
@@ -72,6 +76,8 @@ export async function startApi(
       logTailBytes: config.LOG_TAIL_BYTES,
       commandTimeoutMs: config.SSH_COMMAND_TIMEOUT_MS,
     });
+    // Queue depths of the whole catalog, read from Redis at scrape time.
+    registerQueueDepthMetrics(base.registry, base.bus);
     const deps: ApiDeps = {
       repos,
       bus: base.bus,
@@ -79,9 +85,17 @@ export async function startApi(
       logger: base.logger,
       logPollMs: opts.logPollMs ?? 1000,
       streams: new Set(),
+      alertAllowlist: parseAllowlist(config.ALERT_ALLOWED_HOSTS),
     };
 
     app.use("/v1/clusters", clusterRoutes(deps));
+    app.use("/v1/pricing", pricingRoutes(deps));
+    app.use("/v1/costs", costRoutes(deps));
+    app.use("/v1/budgets", budgetRoutes(deps));
+    app.use("/v1/alert-channels", alertChannelRoutes(deps));
+    app.use("/v1/alerts", alertLogRoutes(deps));
+    app.use("/v1/storage-credentials", storageRoutes(deps));
+    app.use("/v1/jobs/:id/checkpoints", checkpointRoutes(deps));
     app.use("/v1/jobs", jobRoutes(deps));
     app.use(ADMIN_QUEUES_PATH, queueDashboard(base.bus));
     app.use(notFoundHandler);

@@ -1,4 +1,4 @@
-import type { apiConfigShape, Logger } from "@trainyard/common";
+import type { apiConfigShape, HostAllowlist, Logger } from "@trainyard/common";
 import type { NodeGateway } from "@trainyard/core";
 import type { Repos } from "@trainyard/db";
 import type { QueueBus } from "@trainyard/runtime";
@@ -22,4 +22,6 @@ export interface ApiDeps {
   logPollMs: number;
   /** Live log followers, ended when the API closes so the HTTP server can stop. */
   streams: Set<() => void>;
+  /** ALERT_ALLOWED_HOSTS: private hosts/CIDRs alert channel URLs may point at (none when absent). */
+  alertAllowlist?: HostAllowlist;
 }

@@ -1,34 +1,89 @@
-import type { Logger, WorkerConfig } from "@trainyard/common";
+import type { CostConfig, Logger } from "@trainyard/common";
+import { connectMongo, createRepos, RedisDocumentLocks, syncIndexes } from "@trainyard/db";
 import { type RunningService, startServiceBase, startWorkers } from "@trainyard/runtime";
 import { Counter } from "prom-client";
+import type { CostDeps } from "./deps";
+import { registerCostMetrics } from "./metrics";
+import { onJobEvent, runCostTick } from "./usecases/price-jobs";
+
+/** Id of the one BullMQ job scheduler that produces the cost ticks of an installation. */
+export const COST_TICK_SCHEDULER = "cost-tick";
 
 /**
- * The cost service. In this build it consumes job lifecycle events and counts them; pricing,
- * roll-ups and budgets are not implemented yet, and nothing here claims a cost.
+ * The cost service: prices jobs from truth on every `cost` event and on a schedule, rolls spend up,
+ * enforces budgets and job limits, and serves the money metrics. Any number of replicas may run:
+ * they share one job scheduler (upserted by each at start), prices are recomputed rather than
+ * added up, and alert/stop decisions are claimed by unique inserts.
  */
-export async function startCost(config: WorkerConfig, logger?: Logger): Promise<RunningService> {
-  const base = await startServiceBase("cost", config, logger ? { logger } : {});
-  const received = new Counter({
-    name: "trainyard_cost_events_received_total",
-    help: "Job lifecycle events received by the cost service, by event",
-    labelNames: ["event"] as const,
-    registers: [base.registry],
+export async function startCost(config: CostConfig, logger?: Logger): Promise<RunningService> {
+  const base = await startServiceBase("cost", config, {
+    mongo: () => connectMongo(config.MONGO_URL, config.MONGO_DB),
+    ...(logger ? { logger } : {}),
   });
-  const workers = startWorkers({
-    service: "cost",
-    connection: base.redis,
-    prefix: config.TRAINYARD_QUEUE_PREFIX,
-    logger: base.logger,
-    registry: base.registry,
-    concurrency: { cost: 4 },
-    handlers: {
-      cost: async (p) => {
-        received.inc({ event: p.event });
-        base.logger.debug({ jobId: p.jobId, event: p.event }, "job event received (pricing not implemented yet)");
+  try {
+    await syncIndexes(base.mongo!);
+    // No TRAINYARD_SECRET_KEY here: the cost service never opens a secret.
+    const repos = createRepos(base.mongo!, undefined, new RedisDocumentLocks(base.redis, config.TRAINYARD_QUEUE_PREFIX));
+    const deps: CostDeps = { repos, bus: base.bus, logger: base.logger, intervalMs: config.COST_INTERVAL_MS };
+
+    const received = new Counter({
+      name: "trainyard_cost_events_received_total",
+      help: "Job lifecycle events received by the cost service, by event",
+      labelNames: ["event"] as const,
+      registers: [base.registry],
+    });
+    const metrics = registerCostMetrics(base.registry, async () => {
+      const now = new Date();
+      const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+      const [jobCounts, activeJobs, monthJobs, budgets] = await Promise.all([
+        repos.jobCosts.countByLabels(),
+        repos.jobCosts.listActive(),
+        repos.jobCosts.listRunSince(monthStart),
+        repos.budgets.listEnabled(),
+      ]);
+      return { jobCounts, activeJobs, monthJobs, budgets, now };
+    });
+
+    const workers = startWorkers({
+      service: "cost",
+      connection: base.redis,
+      prefix: config.TRAINYARD_QUEUE_PREFIX,
+      logger: base.logger,
+      registry: base.registry,
+      concurrency: { cost: config.COST_CONCURRENCY },
+      handlers: {
+        cost: async (p) => {
+          received.inc({ event: p.event });
+          if (p.jobId) {
+            await onJobEvent(deps, p.jobId);
+            return;
+          }
+          try {
+            await runCostTick(deps);
+            metrics.ticks.inc({ outcome: "ok" });
+          } catch (err) {
+            metrics.ticks.inc({ outcome: "error" });
+            throw err;
+          }
+        },
       },
-    },
-  });
-  base.onClose(() => workers.close());
-  const port = await base.listen();
-  return { port, close: () => base.close() };
+    });
+    base.onClose(() => workers.close());
+
+    // One scheduler per installation: every replica upserts the same id, so the interval follows
+    // the latest start's COST_INTERVAL_MS and ticks are never multiplied by the replica count.
+    await base.bus
+      .queue("cost")
+      .upsertJobScheduler(
+        COST_TICK_SCHEDULER,
+        { every: config.COST_INTERVAL_MS },
+        { name: "cost", data: { event: "tick", at: new Date().toISOString() } },
+      );
+
+    const port = await base.listen();
+    return { port, close: () => base.close() };
+  } catch (err) {
+    await base.close().catch(() => undefined);
+    throw err;
+  }
 }

@@ -1,5 +1,5 @@
-import { workerConfigShape } from "@trainyard/common";
+import { costConfigShape } from "@trainyard/common";
 import { runMain } from "@trainyard/runtime";
 import { startCost } from "./cost";
 
-runMain("cost", workerConfigShape, startCost);
+runMain("cost", costConfigShape, startCost);

@@ -1,9 +1,7 @@
 import type { LauncherConfig, Logger } from "@trainyard/common";
-import { SecretBox } from "@trainyard/common";
-import { NodeGateway } from "@trainyard/core";
-import { connectMongo, createRepos, RedisDocumentLocks } from "@trainyard/db";
+import { cleanUpHeldAllocations, openNodeAccess } from "@trainyard/core";
+import { connectMongo } from "@trainyard/db";
 import { type RunningService, startServiceBase, startWorkers } from "@trainyard/runtime";
-import { SshPool } from "@trainyard/ssh";
 import type { LauncherDeps } from "./deps";
 import { launchJob, sweepQueuedJobs } from "./usecases/launch-job";
 import { stopAttempt } from "./usecases/stop-attempt";
@@ -14,22 +12,7 @@ export async function startLauncher(config: LauncherConfig, logger?: Logger): Pr
     mongo: () => connectMongo(config.MONGO_URL, config.MONGO_DB),
     ...(logger ? { logger } : {}),
   });
-  const repos = createRepos(
-    base.mongo!,
-    new SecretBox(config.TRAINYARD_SECRET_KEY),
-    new RedisDocumentLocks(base.redis, config.TRAINYARD_QUEUE_PREFIX),
-  );
-  const ssh = new SshPool({
-    connectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
-    keepaliveIntervalMs: config.SSH_KEEPALIVE_MS,
-    commandTimeoutMs: config.SSH_COMMAND_TIMEOUT_MS,
-    logger: base.logger,
-  });
-  const gateway = new NodeGateway(ssh, repos.credentials, {
-    stopGraceMs: config.STOP_GRACE_MS,
-    logTailBytes: config.LOG_TAIL_BYTES,
-    commandTimeoutMs: config.SSH_COMMAND_TIMEOUT_MS,
-  });
+  const { repos, ssh, gateway } = openNodeAccess(config, base.mongo!, base.redis, base.logger);
   const deps: LauncherDeps = {
     repos,
     bus: base.bus,
@@ -53,6 +36,9 @@ export async function startLauncher(config: LauncherConfig, logger?: Logger): Pr
   });
   const sweep = setInterval(() => {
     sweepQueuedJobs(deps).catch((err) => base.logger.warn({ err: (err as Error).message }, "queued-job sweep failed"));
+    cleanUpHeldAllocations(deps).catch((err) =>
+      base.logger.warn({ err: (err as Error).message }, "held-allocation clean-up failed"),
+    );
   }, config.SCHEDULER_SWEEP_MS);
   sweep.unref();
   base.onClose(async () => {

@@ -1,11 +1,10 @@
 import type { Logger, MonitorConfig } from "@trainyard/common";
-import { SecretBox } from "@trainyard/common";
-import { NodeGateway } from "@trainyard/core";
-import { connectMongo, createRepos, RedisDocumentLocks } from "@trainyard/db";
+import { openNodeAccess } from "@trainyard/core";
+import { connectMongo } from "@trainyard/db";
 import { type RunningService, startServiceBase, startWorkers } from "@trainyard/runtime";
-import { SshPool } from "@trainyard/ssh";
 import type { MonitorDeps } from "./deps";
 import { checkAttempt, rearmChecks } from "./usecases/check-attempt";
+import { storeCheckpoint } from "./usecases/store-checkpoint";
 
 /** The monitor: consumes `monitor` (one check of one running attempt; it re-schedules itself). */
 export async function startMonitor(config: MonitorConfig, logger?: Logger): Promise<RunningService> {
@@ -13,22 +12,7 @@ export async function startMonitor(config: MonitorConfig, logger?: Logger): Prom
     mongo: () => connectMongo(config.MONGO_URL, config.MONGO_DB),
     ...(logger ? { logger } : {}),
   });
-  const repos = createRepos(
-    base.mongo!,
-    new SecretBox(config.TRAINYARD_SECRET_KEY),
-    new RedisDocumentLocks(base.redis, config.TRAINYARD_QUEUE_PREFIX),
-  );
-  const ssh = new SshPool({
-    connectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
-    keepaliveIntervalMs: config.SSH_KEEPALIVE_MS,
-    commandTimeoutMs: config.SSH_COMMAND_TIMEOUT_MS,
-    logger: base.logger,
-  });
-  const gateway = new NodeGateway(ssh, repos.credentials, {
-    stopGraceMs: config.STOP_GRACE_MS,
-    logTailBytes: config.LOG_TAIL_BYTES,
-    commandTimeoutMs: config.SSH_COMMAND_TIMEOUT_MS,
-  });
+  const { repos, ssh, gateway } = openNodeAccess(config, base.mongo!, base.redis, base.logger);
   const deps: MonitorDeps = {
     repos,
     bus: base.bus,
@@ -44,8 +28,11 @@ export async function startMonitor(config: MonitorConfig, logger?: Logger): Prom
     prefix: config.TRAINYARD_QUEUE_PREFIX,
     logger: base.logger,
     registry: base.registry,
-    concurrency: { monitor: config.MONITOR_CONCURRENCY },
-    handlers: { monitor: (p) => checkAttempt(deps, p.jobId, p.attemptId) },
+    concurrency: { monitor: config.MONITOR_CONCURRENCY, checkpoints: 2 },
+    handlers: {
+      monitor: (p) => checkAttempt(deps, p.jobId, p.attemptId),
+      checkpoints: (p) => storeCheckpoint(deps, p.jobId, p.checkpointId),
+    },
   });
   // Safety net: re-arm checks of RUNNING attempts whose chain of monitor messages broke
   // (a check that failed all its retries, or a Redis that was rebuilt).

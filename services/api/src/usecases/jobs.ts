@@ -13,16 +13,10 @@ import {
 } from "@trainyard/common";
 import { offerQueuedJobs } from "@trainyard/core";
 import { type ClusterDoc, type JobDoc, jobView } from "@trainyard/db";
-import {
-  PYTORCH_PORTS_PER_NODE,
-  planPytorch,
-  redactEnv,
-  renderPlanText,
-  shellJoin,
-  validateTopology,
-} from "@trainyard/frameworks";
+import { planJob, portsPerNode, redactEnv, renderPlanText, shellJoin, validateTopology } from "@trainyard/frameworks";
 import { z } from "zod";
 import type { ApiDeps } from "../context";
+import { assertBudgetAllowsNewJob } from "./budgets";
 
 /** A job as the API shows it: secret-looking env values of the spec redacted, as in a dry run. */
 export function publicJobView(doc: JobDoc): JobView {
@@ -46,6 +40,12 @@ async function validateJob(deps: ApiDeps, team: string, body: unknown): Promise<
   const cluster = await resolveCluster(deps, team, spec.cluster);
   const issues = validateTopology(spec, { nodes: cluster.nodes as ClusterSpec["nodes"], ports: cluster.ports });
   if (issues.length) throw badRequest(issues.map((i) => i.message).join("; "), issues);
+  const storage = spec.checkpoints.storage;
+  if (storage && !(await deps.repos.storageCredentials.byName(team, storage.credential))) {
+    throw badRequest(
+      `checkpoints.storage.credential: no storage credentials named '${storage.credential}' (register them at /v1/storage-credentials)`,
+    );
+  }
   return { spec, cluster };
 }
 
@@ -82,6 +82,8 @@ export interface SubmitResult {
  */
 export async function submitJob(deps: ApiDeps, team: string, body: unknown, idempotencyKey?: string): Promise<SubmitResult> {
   const { spec, cluster } = await validateJob(deps, team, body);
+  // A team or project whose `stop` budget is exhausted takes no new jobs (402 naming the budget).
+  await assertBudgetAllowsNewJob(deps, team, spec.project);
   const { job, created } = await deps.repos.jobs.create({
     team,
     spec,
@@ -101,10 +103,14 @@ export interface DryRunNode {
   nodeRank: number;
   dir: string;
   workdir: string;
+  /** Trainyard starts launch.sh here; false: the head's horovodrun/mpirun starts this node's ranks over SSH. */
+  launches: boolean;
   argv: string[];
   command: string;
   env: Record<string, string>;
   files: string[];
+  /** Files written when the attempt starts (the inter-node SSH key and known_hosts): named, never shown. */
+  provisioned: string[];
 }
 export interface DryRunResult {
   valid: true;
@@ -113,6 +119,8 @@ export interface DryRunResult {
   masterAddr: string;
   masterPort: number;
   portsPerNode: number;
+  elastic?: { min: number; max: number; unit: "nodes" | "processes" };
+  interNodeSsh: boolean;
   nodes: DryRunNode[];
   /** The plan as text (secret-looking env values redacted), as the CLI shows it. */
   text: string;
@@ -124,8 +132,8 @@ export async function dryRunJob(deps: ApiDeps, team: string, body: unknown): Pro
   const { nodes: wanted, gpusPerNode } = spec.resources;
   const chosen = cluster.nodes.filter((n) => n.gpus >= gpusPerNode).slice(0, wanted);
   if (chosen.length < wanted) throw badRequest(`cluster '${cluster.name}' has too few nodes with ${gpusPerNode} GPUs`);
-  const ports = Array.from({ length: PYTORCH_PORTS_PER_NODE }, (_, i) => cluster.ports.min + i);
-  const plan = planPytorch({
+  const ports = Array.from({ length: portsPerNode(spec) }, (_, i) => cluster.ports.min + i);
+  const plan = planJob({
     jobId: "dry-run-job",
     attemptId: "dry-run-attempt",
     attemptNumber: 1,
@@ -134,6 +142,8 @@ export async function dryRunJob(deps: ApiDeps, team: string, body: unknown): Pro
     nodes: chosen.map((n) => ({
       name: n.name,
       host: n.host,
+      port: n.port,
+      user: n.user,
       workRoot: n.workRoot,
       gpuIndices: Array.from({ length: gpusPerNode }, (_, i) => i),
       ports,
@@ -146,17 +156,21 @@ export async function dryRunJob(deps: ApiDeps, team: string, body: unknown): Pro
     masterAddr: plan.masterAddr,
     masterPort: plan.masterPort,
     portsPerNode: plan.portsPerNode,
+    ...(plan.elastic ? { elastic: plan.elastic } : {}),
+    interNodeSsh: plan.interNodeSsh,
     nodes: plan.nodes.map((p) => ({
       node: p.node,
       host: p.host,
       nodeRank: p.nodeRank,
       dir: p.dir,
       workdir: p.workdir,
+      launches: p.launches,
       argv: p.argv,
       command: shellJoin(p.argv),
       env: redactEnv(p.env),
       // Names only: the env file's content holds the unredacted values.
       files: Object.keys(p.files),
+      provisioned: p.provisioned ?? [],
     })),
     text: renderPlanText(plan),
   };

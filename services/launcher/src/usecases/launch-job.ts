@@ -1,8 +1,16 @@
 import { randomBytes } from "node:crypto";
 import type { JobStatus } from "@trainyard/common";
-import { offerQueuedJobs, releaseAndOffer } from "@trainyard/core";
-import type { AllocationDoc, AttemptDoc, ClusterDoc, JobDoc } from "@trainyard/db";
-import { allocate, type LaunchPlan, PYTORCH_PORTS_PER_NODE, planPytorch } from "@trainyard/frameworks";
+import {
+  NodeProvisionError,
+  offerQueuedJobs,
+  provisionInterNodeSsh,
+  releaseAndOffer,
+  restoreCheckpoint,
+  revokeInterNodeSsh,
+  sweepPendingSshKeys,
+} from "@trainyard/core";
+import type { AllocationDoc, AttemptDoc, CheckpointDoc, ClusterDoc, JobDoc } from "@trainyard/db";
+import { allocate, type LaunchPlan, planJob, portsPerNode } from "@trainyard/frameworks";
 import type { LauncherDeps } from "../deps";
 import { stopNodes } from "./stop-attempt";
 
@@ -19,6 +27,8 @@ export async function launchJob(deps: LauncherDeps, jobId: string): Promise<void
   const { repos, logger } = deps;
   const job = await repos.jobs.byId(jobId);
   if (!job || !LAUNCHABLE.includes(job.status)) return;
+  // A retry waits for its backoff; the delayed launch message (or the sweep) brings it back.
+  if (job.status === "RETRYING" && job.retryAt && new Date(job.retryAt).getTime() > Date.now() + 250) return;
   const cluster = await repos.clusters.byId(job.clusterId);
   if (!cluster) {
     await repos.jobs.transition(job._id, LAUNCHABLE, "FAILED", {
@@ -28,25 +38,44 @@ export async function launchJob(deps: LauncherDeps, jobId: string): Promise<void
   }
 
   const attemptNumber = job.attempts.length + 1;
+  const request = {
+    jobId,
+    attemptId: newAttemptId(attemptNumber),
+    nodes: job.spec.resources.nodes,
+    gpusPerNode: job.spec.resources.gpusPerNode,
+    portsPerNode: portsPerNode(job.spec),
+    // After a failure, keep off the node that failed when the cluster has a spare.
+    avoidNodes: job.attempts.flatMap((a) => (a.failedNode ? [a.failedNode] : [])),
+  };
   const decision = await repos.clusters.reserve(cluster._id, jobId, (c) => {
-    const res = allocate(
-      {
-        jobId,
-        attemptId: newAttemptId(attemptNumber),
-        nodes: job.spec.resources.nodes,
-        gpusPerNode: job.spec.resources.gpusPerNode,
-        portsPerNode: PYTORCH_PORTS_PER_NODE,
-      },
-      { nodes: c.nodes, ports: c.ports },
-      c.allocations,
-    );
+    const res = allocate(request, { nodes: c.nodes, ports: c.ports }, c.allocations);
     return res.ok ? { ok: true, allocation: res.allocation } : res;
   });
   if (!decision.ok) {
+    // A retry that could not fit even on an otherwise empty cluster, because its own earlier
+    // attempt still holds an unreachable node, has no spare: fail it clearly rather than wait.
+    const ownHeld = cluster.allocations.filter((a) => a.jobId.startsWith(`held:${jobId}:`));
+    if (
+      job.status === "RETRYING" &&
+      ownHeld.length &&
+      !allocate(request, { nodes: cluster.nodes, ports: cluster.ports }, ownHeld).ok
+    ) {
+      const lost = [...new Set(ownHeld.flatMap((a) => a.nodes.map((n) => n.node)))].join(", ");
+      const reason = `no spare node to recover on: ${lost} cannot be reached and the cluster has no other node with enough free GPUs`;
+      await repos.jobs.transition(job._id, ["RETRYING"], "FAILED", {
+        set: {
+          endedAt: new Date(),
+          failure: { ...job.failure, reason: `${job.failure?.reason ?? "attempt failed"}; ${reason}` },
+        },
+      });
+      logger.warn({ jobId, reason }, "retry impossible");
+      return;
+    }
     await repos.jobs.setWaitingReason(job._id, `waiting for capacity: ${decision.reason}`);
     return;
   }
-  const allocation = decision.allocation;
+  const checkpoints = attemptNumber > 1 ? await repos.checkpoints.listComplete(job._id) : [];
+  const allocation = headOnCheckpointNode(decision.allocation, checkpoints[0]?.node);
   // Replicas racing on the same job share one reservation, so its attempt id is the attempt's id.
   const attempt: AttemptDoc = {
     id: allocation.attemptId,
@@ -72,12 +101,62 @@ export async function launchJob(deps: LauncherDeps, jobId: string): Promise<void
     }
     return;
   }
-  logger.info({ jobId, attemptId: attempt.id, nodes: attempt.nodes.map((n) => n.name) }, "launching attempt");
-  await startAttempt(deps, claimed, cluster, allocation);
+  const resumeFrom = await resumePoint(deps, claimed, cluster, attempt.nodes[0]!.name, checkpoints);
+  logger.info({ jobId, attemptId: attempt.id, nodes: attempt.nodes.map((n) => n.name), resumeFrom }, "launching attempt");
+  await startAttempt(deps, claimed, cluster, allocation, resumeFrom);
 }
 
-function buildPlan(job: JobDoc, cluster: ClusterDoc, allocation: Omit<AllocationDoc, "at">, attemptNumber: number): LaunchPlan {
-  return planPytorch({
+/**
+ * Where the new attempt resumes: the latest complete checkpoint if the new head node holds it,
+ * else the newest one with an object-store copy, unpacked onto the head node first; else nothing.
+ */
+async function resumePoint(
+  deps: LauncherDeps,
+  job: JobDoc,
+  cluster: ClusterDoc,
+  headNode: string,
+  newestFirst: CheckpointDoc[],
+): Promise<string> {
+  const latest = newestFirst[0];
+  if (!latest) return "";
+  if (latest.node === headNode) return latest.path;
+  const jobId = job._id.toString();
+  const stored = newestFirst.find((c) => c.storedUri);
+  if (stored) {
+    try {
+      const path = await restoreCheckpoint(deps, job, cluster, stored, headNode);
+      deps.logger.info({ jobId, from: stored.storedUri, node: headNode, path }, "checkpoint restored from object store");
+      return path;
+    } catch (err) {
+      deps.logger.warn({ jobId, from: stored.storedUri, err: (err as Error).message }, "checkpoint restore failed");
+    }
+  }
+  deps.logger.warn(
+    { jobId, checkpoint: latest.uri },
+    "no checkpoint reachable by this attempt's head node; starting from scratch",
+  );
+  return "";
+}
+
+/** Make the node that holds the checkpoint rank 0 (the node that reads TRAINYARD_RESUME_FROM). */
+function headOnCheckpointNode<A extends { nodes: Array<{ node: string }> }>(allocation: A, node: string | undefined): A {
+  const i = node ? allocation.nodes.findIndex((n) => n.node === node) : -1;
+  if (i <= 0) return allocation;
+  const nodes = [...allocation.nodes];
+  const [head] = nodes.splice(i, 1);
+  return { ...allocation, nodes: [head!, ...nodes] };
+}
+
+function buildPlan(
+  job: JobDoc,
+  cluster: ClusterDoc,
+  allocation: Omit<AllocationDoc, "at">,
+  attemptNumber: number,
+  resumeFrom: string,
+): LaunchPlan {
+  return planJob({
+    resumeFrom,
+    ...(job.spec.checkpoints?.dir ? { checkpointDir: job.spec.checkpoints.dir } : {}),
     jobId: job._id.toString(),
     attemptId: allocation.attemptId,
     attemptNumber,
@@ -85,7 +164,15 @@ function buildPlan(job: JobDoc, cluster: ClusterDoc, allocation: Omit<Allocation
     clusterEnv: cluster.env ?? {},
     nodes: allocation.nodes.map((a) => {
       const node = cluster.nodes.find((n) => n.name === a.node)!;
-      return { name: node.name, host: node.host, workRoot: node.workRoot, gpuIndices: a.gpuIndices, ports: a.ports };
+      return {
+        name: node.name,
+        host: node.host,
+        port: node.port,
+        user: node.user,
+        workRoot: node.workRoot,
+        gpuIndices: a.gpuIndices,
+        ports: a.ports,
+      };
     }),
   });
 }
@@ -95,12 +182,13 @@ async function startAttempt(
   job: JobDoc,
   cluster: ClusterDoc,
   allocation: Omit<AllocationDoc, "at">,
+  resumeFrom: string,
 ): Promise<void> {
   const { repos, gateway, logger, bus } = deps;
   const jobId = job._id.toString();
   const attemptIndex = job.attempts.length - 1;
   const attempt = job.attempts[attemptIndex]!;
-  const plan = buildPlan(job, cluster, allocation, attempt.number);
+  const plan = buildPlan(job, cluster, allocation, attempt.number, resumeFrom);
 
   const started: string[] = [];
   const pgids = new Map<string, number>();
@@ -111,10 +199,27 @@ async function startAttempt(
   prepared.forEach((r, i) => {
     if (r.status === "rejected" && !failure) failure = { node: plan.nodes[i]!.node, reason: (r.reason as Error).message };
   });
+  // MPI/Horovod: the attempt's own inter-node SSH key, authorised on every node before anything starts.
+  if (!failure && plan.interNodeSsh) {
+    try {
+      // Recorded first: whatever happens next, every node that may get the key gets a revocation.
+      await repos.jobs.setSshKeyNodes(
+        job._id,
+        attemptIndex,
+        plan.nodes.map((n) => n.node),
+        true,
+      );
+      await provisionInterNodeSsh(gateway, cluster, plan, attempt.id);
+    } catch (err) {
+      failure = { node: err instanceof NodeProvisionError ? err.node : plan.nodes[0]!.node, reason: (err as Error).message };
+    }
+  }
+  // Only nodes that run a launcher start one; the head's horovodrun/mpirun starts the others' ranks.
+  const launching = plan.nodes.filter((p) => p.launches);
   if (!failure) {
-    const starts = await Promise.allSettled(plan.nodes.map((p) => gateway.start(cluster, p)));
+    const starts = await Promise.allSettled(launching.map((p) => gateway.start(cluster, p)));
     starts.forEach((r, i) => {
-      const node = plan.nodes[i]!.node;
+      const node = launching[i]!.node;
       if (r.status === "fulfilled") {
         started.push(node);
         pgids.set(node, r.value);
@@ -137,6 +242,7 @@ async function startAttempt(
       plan.nodes.map((p) => p.node),
     );
     const leftovers = outcomes.filter((o) => o.survivors.length || o.error);
+    await revokeInterNodeSsh(deps, cluster, job, attempt);
     await repos.jobs.transition(job._id, ["LAUNCHING"], "FAILED", {
       attemptId: attempt.id,
       set: {
@@ -182,12 +288,16 @@ async function startAttempt(
   if (running.stopRequest) await bus.send("control", { jobId, attemptId: attempt.id });
 }
 
-/** Periodic safety net: re-offer QUEUED jobs whose launch message was lost (Redis is rebuildable). */
+/** Periodic safety net: re-offer QUEUED jobs and overdue retries whose launch message was lost (Redis is rebuildable). */
 export async function sweepQueuedJobs(deps: LauncherDeps): Promise<void> {
   const { repos, bus } = deps;
   const stale = await repos.jobs.listByStatus(["PENDING"]);
   for (const job of stale) {
     if (Date.now() - new Date(job.createdAt).getTime() > 30_000) await repos.jobs.transition(job._id, ["PENDING"], "QUEUED");
+  }
+  for (const job of await repos.jobs.listByStatus(["RETRYING"])) {
+    if (!job.retryAt || new Date(job.retryAt).getTime() < Date.now() - 5_000)
+      await bus.send("launch", { jobId: job._id.toString() });
   }
   const queued = await repos.jobs.listByStatus(["QUEUED"]);
   const clusters = new Set(queued.map((j) => j.clusterId.toString()));
@@ -195,4 +305,6 @@ export async function sweepQueuedJobs(deps: LauncherDeps): Promise<void> {
     const first = queued.find((j) => j.clusterId.toString() === id)!;
     await offerQueuedJobs(repos, bus, first.clusterId);
   }
+  // Inter-node SSH keys of ended attempts on nodes that were unreachable when the attempt ended.
+  await sweepPendingSshKeys(deps);
 }

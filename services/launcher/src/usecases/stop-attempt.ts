@@ -1,10 +1,17 @@
-import type { JobStatus, StopKind } from "@trainyard/common";
-import { releaseAndOffer } from "@trainyard/core";
+import { DEFAULT_RETRY_POLICY, type JobStatus, type StopKind } from "@trainyard/common";
+import { offerQueuedJobs, releaseAndOffer, revokeInterNodeSsh } from "@trainyard/core";
 import type { AttemptDoc, ClusterDoc, JobDoc } from "@trainyard/db";
-import { attemptDir } from "@trainyard/frameworks";
+import { attemptDir, retryDelayMs } from "@trainyard/frameworks";
 import type { LauncherDeps } from "../deps";
 
-const OUTCOME: Record<StopKind, JobStatus> = { cancel: "CANCELLED", fail: "FAILED", budget: "STOPPED_BUDGET" };
+/** Alert types of stops that are not failures (a budget stop is its own event). */
+const ALERT_OF_STOP: Partial<Record<StopKind, "job.cancelled" | "budget.stop">> = {
+  cancel: "job.cancelled",
+  budget: "budget.stop",
+};
+
+/** The job status a stop leads to; "retry" leaves the job RETRYING for its next attempt. */
+const OUTCOME: Record<StopKind, JobStatus> = { cancel: "CANCELLED", fail: "FAILED", budget: "STOPPED_BUDGET", retry: "RETRYING" };
 
 /** A retryable "not yet": the control message is redelivered with backoff. */
 export class StopNotPossibleYet extends Error {}
@@ -69,39 +76,60 @@ export async function stopAttempt(deps: LauncherDeps, jobId: string, attemptId: 
     );
   }
   const unreachable = results.filter((r) => r.error);
-  // An unreachable node cannot be verified clean; a cancel waits for it (retries), a failure
-  // teardown proceeds since that node is usually the reason for the failure.
-  if (unreachable.length && stop.kind !== "fail") {
+  // An unreachable node cannot be verified clean; a cancel waits for it (retries), a failure or
+  // retry teardown proceeds since that node is usually the reason for the failure.
+  if (unreachable.length && stop.kind !== "fail" && stop.kind !== "retry") {
     throw new StopNotPossibleYet(`cannot reach ${unreachable.map((u) => `${u.node}: ${u.error}`).join("; ")}`);
   }
+  // The attempt's inter-node SSH key (MPI/Horovod) ends with it, on every node that can be reached.
+  await revokeInterNodeSsh(deps, cluster, job, attempt);
 
   const outcome = OUTCOME[stop.kind];
+  const retrying = stop.kind === "retry";
   const now = new Date();
   const reason =
     stop.reason + (unreachable.length ? ` (could not verify ${unreachable.map((u) => u.node).join(", ")}: unreachable)` : "");
+  const delayMs = retrying ? retryDelayMs(job.spec.retry ?? DEFAULT_RETRY_POLICY, attempt.number) : 0;
+  const failed = stop.kind === "fail" || retrying;
   const done = await repos.jobs.transition(job._id, ["RUNNING"], outcome, {
     attemptId,
     set: {
-      endedAt: now,
-      ...(stop.kind === "fail"
-        ? { failure: { reason: stop.reason, node: stop.node, rank: stop.rank, exitCode: stop.exitCode } }
-        : {}),
-      [`attempts.${attemptIndex}.outcome`]: outcome,
+      ...(retrying ? { retryAt: new Date(now.getTime() + delayMs) } : { endedAt: now }),
+      ...(failed ? { failure: { reason: stop.reason, node: stop.node, rank: stop.rank, exitCode: stop.exitCode } } : {}),
+      [`attempts.${attemptIndex}.outcome`]: retrying ? "FAILED" : outcome,
       [`attempts.${attemptIndex}.reason`]: reason,
       [`attempts.${attemptIndex}.endedAt`]: now,
+      ...(failed && stop.node ? { [`attempts.${attemptIndex}.failedNode`]: stop.node } : {}),
       [`attempts.${attemptIndex}.nodes`]: attempt.nodes.map((n) => ({
         ...n,
         state: n.state === "exited" ? "exited" : unreachable.some((u) => u.node === n.name) ? "unreachable" : "stopped",
       })),
     },
+    // The next attempt starts with no stop request of its own.
+    ...(retrying ? { unset: ["stopRequest"] } : {}),
   });
   if (!done) return;
   logger.info({ jobId, attemptId, outcome, reason }, "attempt stopped");
-  await releaseAndOffer(repos, bus, cluster._id, jobId);
+  if (unreachable.length) {
+    // What runs on an unreachable node may still hold its GPUs and ports: keep those held until a
+    // later clean-up verifies the node, so a retry can never collide with leftovers.
+    await repos.clusters.releaseExcept(
+      cluster._id,
+      jobId,
+      attemptId,
+      unreachable.map((u) => u.node),
+    );
+    await offerQueuedJobs(repos, bus, cluster._id);
+  } else {
+    await releaseAndOffer(repos, bus, cluster._id, jobId);
+  }
   await bus.send("cost", { jobId, event: "ended", at: now.toISOString() });
+  if (retrying) {
+    await bus.send("launch", { jobId }, { delay: delayMs, jobId: `retry-${jobId}-${attempt.number + 1}` });
+  }
   await bus.send("alerts", {
-    type: stop.kind === "cancel" ? "job.cancelled" : "job.failed",
-    severity: stop.kind === "cancel" ? "info" : "critical",
+    type: ALERT_OF_STOP[stop.kind] ?? (retrying ? "job.retrying" : "job.failed"),
+    severity: stop.kind === "cancel" ? "info" : retrying ? "warning" : "critical",
     jobId,
     message: `${job.name}: ${reason}`,
     at: now.toISOString(),

@@ -1,6 +1,18 @@
-import { releaseAndOffer } from "@trainyard/core";
+import { DEFAULT_RETRY_POLICY } from "@trainyard/common";
+import { collectCheckpoints, ingestCheckpoints, releaseAndOffer, revokeInterNodeSsh, updateHostDiscovery } from "@trainyard/core";
 import type { AttemptNodeDoc, ClusterDoc, JobDoc } from "@trainyard/db";
-import { attemptDir, type ProbeResult, torchrunRootCause, torchrunWorkerFailure } from "@trainyard/frameworks";
+import {
+  attemptDir,
+  attemptSucceeded,
+  decideRetry,
+  findAttemptFailure,
+  frameworkTraits,
+  type ProbeResult,
+  settleNodeStates,
+  torchrunFailedRanks,
+  torchrunRootCause,
+  torchrunWorkerFailure,
+} from "@trainyard/frameworks";
 import type { MonitorDeps } from "../deps";
 import { progressFromMetrics } from "../progress";
 
@@ -23,24 +35,71 @@ export async function checkAttempt(deps: MonitorDeps, jobId: string, attemptId: 
   const now = new Date();
 
   const observations = await Promise.all(attempt.nodes.map((n) => observe(deps, cluster, job, attemptId, n)));
-  const nodes = observations.map((o) => nextNodeState(o, now, deps.lostAfterMisses));
+  // Nodes whose ranks the head's launcher starts (Horovod/MPI) follow the head's state.
+  const nodes = settleNodeStates(
+    job.spec,
+    observations.map((o) => nextNodeState(o, now, deps.lostAfterMisses)),
+    observations.map((o) => o.probe !== undefined),
+    attempt.nodes.map((n) => n.state),
+  );
 
-  // Progress comes from the rank-0 node's metrics file.
+  // Progress comes from the rank-0 node's metrics file; it only counts as new when the step moved.
   const head = observations.find((o) => o.node.nodeRank === 0)?.probe;
-  const progress = head ? progressFromMetrics(head.metrics, now) : undefined;
+  // Horovod/MPI place ranks themselves (Horovod Elastic may put rank 0 on any node): take the furthest.
+  const progress =
+    frameworkTraits(job.spec).launchOn === "head"
+      ? observations
+          .map((o) => (o.probe ? progressFromMetrics(o.probe.metrics, now) : undefined))
+          .reduce((best, p) => (p && (!best || p.step > best.step) ? p : best), undefined)
+      : head
+        ? progressFromMetrics(head.metrics, now)
+        : undefined;
+  if (progress && job.progress && job.progress.step === progress.step) progress.updatedAt = job.progress.updatedAt;
 
-  const failure = findFailure(job, observations, nodes);
+  if (head) await keepCheckpointsCurrent(deps, job, cluster, attemptIndex);
+
+  const failure = findFailure(job, observations, nodes) ?? (await checkStall(deps, job, attemptIndex, progress?.updatedAt, now));
   if (failure) {
     await repos.jobs.updateAttempt(job._id, attemptId, attemptIndex, { nodes, ...(progress ? { progress } : {}) });
-    const requested = await repos.jobs.requestStop(job._id, attemptId, { kind: "fail", requestedAt: now, ...failure });
+    const decision = decideRetry(
+      job.spec.retry ?? DEFAULT_RETRY_POLICY,
+      {
+        lost: failure.lost === true,
+        stalled: failure.stalled === true,
+        exitCode: failure.exitCode,
+        logTail: nodes.map((n) => n.logTail ?? "").join("\n"),
+      },
+      attempt.number,
+    );
+    const { lost: _lost, stalled: _stalled, ...details } = failure;
+    const stop = decision.retry
+      ? {
+          kind: "retry" as const,
+          ...details,
+          reason: `${failure.reason}; restarting from the latest checkpoint (${decision.why})`,
+        }
+      : {
+          kind: "fail" as const,
+          ...details,
+          reason: job.spec.retry?.maxRetries ? `${failure.reason} (not retried: ${decision.why})` : failure.reason,
+        };
+    const requested = await repos.jobs.requestStop(job._id, attemptId, { ...stop, requestedAt: now });
     if (requested) {
-      logger.warn({ jobId, attemptId, reason: failure.reason }, "rank failed; stopping the gang");
+      logger.warn(
+        { jobId, attemptId, reason: stop.reason },
+        decision.retry ? "attempt failed; stopping the gang to retry" : "rank failed; stopping the gang",
+      );
       await deps.bus.send("control", { jobId, attemptId });
     }
     return;
   }
 
-  if (nodes.every((n) => n.state === "exited" && n.exitCode === 0)) {
+  // Horovod Elastic: the head's discovery script lists only the nodes still healthy.
+  await updateHostDiscovery(deps.gateway, cluster, job, attempt, nodes, logger);
+
+  if (attemptSucceeded(job.spec, nodes)) {
+    // Every rank is done: the attempt's inter-node SSH key (MPI/Horovod) goes now.
+    await revokeInterNodeSsh(deps, cluster, job, attempt);
     const done = await repos.jobs.transition(job._id, ["RUNNING"], "SUCCEEDED", {
       attemptId,
       set: {
@@ -50,6 +109,8 @@ export async function checkAttempt(deps: MonitorDeps, jobId: string, attemptId: 
         [`attempts.${attemptIndex}.outcome`]: "SUCCEEDED",
         [`attempts.${attemptIndex}.endedAt`]: now,
       },
+      // Earlier attempts keep their reasons; the job itself no longer shows a failure.
+      unset: ["failure"],
     });
     if (done) {
       logger.info({ jobId, attemptId }, "job succeeded");
@@ -75,42 +136,114 @@ interface Failure {
   node: string;
   rank?: number;
   exitCode?: number;
+  lost?: boolean;
+  stalled?: boolean;
+}
+
+/** Register new checkpoints and apply retention; a failure here never fails the check. */
+async function keepCheckpointsCurrent(deps: MonitorDeps, job: JobDoc, cluster: ClusterDoc, attemptIndex: number): Promise<void> {
+  try {
+    const added = await ingestCheckpoints(deps, job, cluster, attemptIndex);
+    if (!added.length) return;
+    // Copies to the job's object store run as their own messages: a big checkpoint never delays checks.
+    if (job.spec.checkpoints?.storage) {
+      for (const c of added) await deps.bus.send("checkpoints", { jobId: job._id.toString(), checkpointId: c._id.toString() });
+    }
+    await collectCheckpoints(deps, job, cluster);
+  } catch (err) {
+    deps.logger.warn(
+      { jobId: job._id.toString(), err: (err as Error).message },
+      "checkpoint bookkeeping failed; will retry next check",
+    );
+  }
 }
 
 /**
- * The first sign that the gang cannot finish: a node lost, a node's launcher exited non-zero, or
- * torchrun reporting a failed worker while its agent still waits for the other nodes.
+ * Hang detection: no progress for `hang.stallSeconds` (counted from the last step change, or the
+ * attempt's start). With action "restart" it is a failure that retries; with "alert" it alerts once
+ * per attempt.
+ */
+async function checkStall(
+  deps: MonitorDeps,
+  job: JobDoc,
+  attemptIndex: number,
+  lastProgressAt: Date | undefined,
+  now: Date,
+): Promise<Failure | undefined> {
+  const hang = job.spec.hang;
+  const attempt = job.attempts[attemptIndex]!;
+  const since = lastProgressAt ?? attempt.startedAt;
+  if (!hang || !since || now.getTime() - new Date(since).getTime() < hang.stallSeconds * 1000) return undefined;
+  const head = attempt.nodes.find((n) => n.nodeRank === 0)!;
+  const reason = `no progress for ${Math.round((now.getTime() - new Date(since).getTime()) / 1000)} s (stall limit ${hang.stallSeconds} s)`;
+  if (hang.action === "restart") return { node: head.name, reason: `job stalled: ${reason}`, stalled: true };
+  if (!attempt.stalledAt) {
+    await deps.repos.jobs.updateAttempt(job._id, attempt.id, attemptIndex, { stalledAt: now });
+    await deps.bus.send("alerts", {
+      type: "job.stalled",
+      severity: "warning",
+      jobId: job._id.toString(),
+      message: `${job.name}: ${reason}`,
+      at: now.toISOString(),
+    });
+    deps.logger.warn({ jobId: job._id.toString(), reason }, "job stalled");
+  }
+  return undefined;
+}
+
+/** Lines that say a rank failed because a peer went away: a consequence, not the cause. */
+const PEER_GONE = /Connection (closed|reset) by peer|peer (closed|disconnected)|Broken pipe/i;
+
+/**
+ * Why the gang cannot finish, if it cannot: a node lost, a node's launcher exited non-zero, or
+ * torchrun reporting a failed worker while its agent still waits for the other nodes. When several
+ * nodes failed, the likeliest root cause is named: a lost node, then a rank killed by a signal,
+ * then a rank that did not merely lose its peers.
  */
 export function findFailure(job: JobDoc, observations: NodeObservation[], nodes: AttemptNodeDoc[]): Failure | undefined {
+  // Horovod/MPI, TensorFlow and elastic jobs follow their framework's rules (@trainyard/frameworks failures.ts).
+  if (job.spec.framework !== "pytorch" || frameworkTraits(job.spec).elastic) {
+    const observed = nodes.map((n) => {
+      const error = observations.find((o) => o.node.name === n.name)?.error;
+      return { ...n, ...(error !== undefined ? { error } : {}) };
+    });
+    return findAttemptFailure(job.spec, observed);
+  }
   const gpusPerNode = job.spec.resources.gpusPerNode;
   const staticRanks = job.spec.pytorch?.rendezvous !== "c10d";
+  const found: Array<{ failure: Failure; priority: number }> = [];
   for (const node of nodes) {
     const obs = observations.find((o) => o.node.name === node.name);
     const tail = obs?.probe?.logTail ?? "";
     if (node.state === "lost") {
-      return {
-        node: node.name,
-        reason: `node ${node.name} lost: ${obs?.error ?? "its processes vanished without an exit code"}`,
-      };
+      const reason = `node ${node.name} lost: ${obs?.error ?? "its processes vanished without an exit code"}`;
+      found.push({ priority: 0, failure: { node: node.name, lost: true, reason } });
+      continue;
     }
     const worker = torchrunWorkerFailure(tail);
     const exitedBadly = node.state === "exited" && node.exitCode !== 0;
     if (!worker && !exitedBadly) continue;
-    const cause = torchrunRootCause(tail);
+    // A rank killed by a signal is the likeliest cause; otherwise torchrun's own root cause.
+    const killed = torchrunFailedRanks(tail).find((f) => f.exitCode < 0);
+    const cause = killed ?? torchrunRootCause(tail);
     // Global rank: from torchrun's summary, or (static rendezvous only) node rank x ranks per node + local rank.
     const rank = cause.rank ?? (worker && staticRanks ? node.nodeRank * gpusPerNode + worker.localRank : undefined);
     const exitCode = cause.exitCode ?? worker?.exitCode ?? node.exitCode;
     const who = `node ${node.name}${rank !== undefined ? ` rank ${rank}` : worker ? ` local rank ${worker.localRank}` : ""}`;
-    return {
-      node: node.name,
-      ...(rank !== undefined ? { rank } : {}),
-      ...(exitCode !== undefined ? { exitCode } : {}),
-      reason: exitedBadly
-        ? `${who} exited with code ${exitCode}${node.exitCode !== exitCode ? ` (torchrun exited ${node.exitCode})` : ""}`
-        : `${who} failed with exit code ${exitCode}`,
-    };
+    found.push({
+      priority: exitCode !== undefined && exitCode < 0 ? 1 : PEER_GONE.test(tail) ? 3 : 2,
+      failure: {
+        node: node.name,
+        ...(rank !== undefined ? { rank } : {}),
+        ...(exitCode !== undefined ? { exitCode } : {}),
+        reason: exitedBadly
+          ? `${who} exited with code ${exitCode}${node.exitCode !== exitCode ? ` (torchrun exited ${node.exitCode})` : ""}`
+          : `${who} failed with exit code ${exitCode}`,
+      },
+    });
   }
-  return undefined;
+  found.sort((a, b) => a.priority - b.priority);
+  return found[0]?.failure;
 }
 
 /** Next check, deduplicated per interval slot so duplicate messages never multiply the checks. */

@@ -1,0 +1,138 @@
+import type { JobCost, JobStatus } from "@trainyard/common";
+import type { Types } from "mongoose";
+import type { DocumentLocks } from "./locks";
+import type { JobCostDoc, JobDoc, Models } from "./models";
+
+/** Statuses in which a job may be accruing cost (an attempt may hold nodes). */
+export const COSTED_ACTIVE: JobStatus[] = ["LAUNCHING", "RUNNING", "RETRYING"];
+
+/** The job fields pricing and roll-ups read (never the inline files). */
+const PRICING_FIELDS = {
+  team: 1,
+  name: 1,
+  project: 1,
+  framework: 1,
+  clusterId: 1,
+  clusterName: 1,
+  status: 1,
+  currentAttemptId: 1,
+  attempts: 1,
+  progress: 1,
+  stopRequest: 1,
+  cost: 1,
+  startedAt: 1,
+  endedAt: 1,
+  createdAt: 1,
+  updatedAt: 1,
+  "spec.maxCostUsd": 1,
+} as const;
+
+export interface SpendScope {
+  team: string;
+  project?: string;
+  jobId?: string;
+}
+
+/**
+ * Cost data on job documents. The cost service is the only writer of `job.cost`; like every other
+ * write to a job it runs under the job's document lock (FerretDB v1 updates are read-modify-write).
+ */
+export class JobCostRepo {
+  constructor(
+    private readonly m: Models,
+    private readonly locks: DocumentLocks,
+  ) {}
+
+  /**
+   * Store a job's cost unless a newer pricing is already stored (two replicas pricing the same job
+   * with different clocks keep the later one). Returns whether it was written.
+   */
+  async setCost(id: Types.ObjectId | string, cost: JobCostDoc): Promise<boolean> {
+    // Same key as JobRepo's lock: one writer per job document at a time.
+    return this.locks.withLock(`job:${id.toString()}`, async () => {
+      const cur = await this.m.Job.findById(id, { cost: 1 }).lean<Pick<JobDoc, "cost">>();
+      if (!cur) return false;
+      const prev = cur.cost?.updatedAt ? new Date(cur.cost.updatedAt).getTime() : -1;
+      if (prev > new Date(cost.updatedAt).getTime()) return false;
+      if (cur.cost?.final && !cost.final) return false;
+      await this.m.Job.updateOne({ _id: id }, { $set: { cost } });
+      return true;
+    });
+  }
+
+  /** Jobs whose cost may still change: started and active, or ended but not yet priced to the end. */
+  async listToPrice(limit = 5000): Promise<JobDoc[]> {
+    return this.m.Job.find(
+      {
+        startedAt: { $exists: true },
+        $or: [{ status: { $in: COSTED_ACTIVE } }, { "cost.final": { $ne: true } }],
+      },
+      PRICING_FIELDS,
+    )
+      .limit(limit)
+      .lean<JobDoc[]>();
+  }
+
+  /** Started jobs of a scope that may have run at or after `from` (all of them without `from`). */
+  async listInScope(scope: SpendScope, from?: Date, limit = 20_000): Promise<JobDoc[]> {
+    const filter: Record<string, unknown> = { team: scope.team, startedAt: { $exists: true } };
+    if (scope.project) filter.project = scope.project;
+    if (scope.jobId) filter._id = scope.jobId;
+    if (from) filter.$or = [{ endedAt: { $exists: false } }, { endedAt: null }, { endedAt: { $gte: from } }];
+    return this.m.Job.find(filter, PRICING_FIELDS).limit(limit).lean<JobDoc[]>();
+  }
+
+  /** Every team's started jobs that may have run at or after `from` (roll-ups and metrics). */
+  async listRunSince(from: Date, to?: Date, limit = 50_000): Promise<JobDoc[]> {
+    const filter: Record<string, unknown> = {
+      startedAt: { $exists: true, ...(to ? { $lt: to } : {}) },
+      $or: [{ endedAt: { $exists: false } }, { endedAt: null }, { endedAt: { $gte: from } }],
+    };
+    return this.m.Job.find(filter, PRICING_FIELDS).limit(limit).lean<JobDoc[]>();
+  }
+
+  async listActive(limit = 5000): Promise<JobDoc[]> {
+    return this.m.Job.find({ status: { $in: COSTED_ACTIVE } }, PRICING_FIELDS)
+      .limit(limit)
+      .lean<JobDoc[]>();
+  }
+
+  /** Jobs of a scope that have not started yet but would run (QUEUED): a stop budget ends them too. */
+  async listWaitingInScope(scope: SpendScope): Promise<JobDoc[]> {
+    const filter: Record<string, unknown> = { team: scope.team, status: { $in: ["QUEUED"] } };
+    if (scope.project) filter.project = scope.project;
+    if (scope.jobId) filter._id = scope.jobId;
+    return this.m.Job.find(filter, PRICING_FIELDS).lean<JobDoc[]>();
+  }
+
+  /** Number of jobs by status, framework, team and project. */
+  async countByLabels(): Promise<Array<{ status: string; framework: string; team: string; project: string; count: number }>> {
+    const rows = await this.m.Job.aggregate<{
+      _id: { status: string; framework: string; team: string; project: string };
+      count: number;
+    }>([
+      {
+        $group: {
+          _id: { status: "$status", framework: "$framework", team: "$team", project: "$project" },
+          count: { $sum: 1 },
+        },
+      },
+    ]);
+    return rows.map((r) => ({ ...r._id, count: r.count }));
+  }
+}
+
+const iso = (d: Date | string) => new Date(d).toISOString();
+
+export function jobCostView(c: JobCostDoc): JobCost {
+  return {
+    usd: c.usd,
+    gpuHours: c.gpuHours,
+    burnUsdPerHour: c.burnUsdPerHour ?? 0,
+    ...(c.forecastUsd !== undefined && c.forecastUsd !== null ? { forecastUsd: c.forecastUsd } : {}),
+    ...(c.etaSeconds !== undefined && c.etaSeconds !== null ? { etaSeconds: c.etaSeconds } : {}),
+    lines: (c.lines ?? []).map((l) => ({ gpuType: l.gpuType, month: l.month, usd: l.usd, gpuHours: l.gpuHours })),
+    final: Boolean(c.final),
+    updatedAt: iso(c.updatedAt),
+  };
+}

@@ -1,0 +1,95 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { retryPolicySchema } from "@trainyard/common";
+import { describe, expect, it } from "vitest";
+import {
+  announcementsCommand,
+  decideRetry,
+  isManagedCheckpointPath,
+  parseCheckpointAnnouncements,
+  parseStatPaths,
+  removePathCommand,
+  retryDelayMs,
+  statPathsCommand,
+} from "./recovery";
+
+const policy = retryPolicySchema.parse({ maxRetries: 2, fatalExitCodes: [3] });
+const run = (cmd: string) => execFileSync("/bin/sh", ["-c", cmd], { encoding: "utf8" });
+
+describe("decideRetry", () => {
+  it("retries a lost node, a stall, and a plain failure while retries are left", () => {
+    expect(decideRetry(policy, { lost: true, logTail: "" }, 1).retry).toBe(true);
+    expect(decideRetry(policy, { lost: false, stalled: true, logTail: "" }, 1).retry).toBe(true);
+    expect(decideRetry(policy, { lost: false, exitCode: 1, logTail: "killed" }, 2).retry).toBe(true);
+  });
+
+  it("honours maxRetries", () => {
+    const d = decideRetry(policy, { lost: true, logTail: "" }, 3);
+    expect(d).toEqual({ retry: false, why: "retries exhausted (2 of 2 used)" });
+    expect(decideRetry(retryPolicySchema.parse({}), { lost: false, exitCode: 1, logTail: "" }, 1)).toEqual({
+      retry: false,
+      why: "retries are off (maxRetries 0)",
+    });
+  });
+
+  it("fails at once on a fatal pattern or exit code, unless a retryable pattern matches", () => {
+    expect(decideRetry(policy, { lost: false, exitCode: 1, logTail: "  File x\nSyntaxError: invalid syntax" }, 1)).toEqual({
+      retry: false,
+      why: "log matches fatal pattern /SyntaxError/",
+    });
+    expect(decideRetry(policy, { lost: false, exitCode: 3, logTail: "" }, 1)).toEqual({
+      retry: false,
+      why: "exit code 3 is fatal",
+    });
+    expect(decideRetry(policy, { lost: false, exitCode: 3, logTail: "RuntimeError: NCCL error in: ..." }, 1).retry).toBe(true);
+  });
+});
+
+describe("retryDelayMs", () => {
+  it("doubles per failed attempt and is capped", () => {
+    const p = retryPolicySchema.parse({ maxRetries: 9, backoffSeconds: 2, maxBackoffSeconds: 10 });
+    expect([1, 2, 3, 4].map((n) => retryDelayMs(p, n))).toEqual([2000, 4000, 8000, 10000]);
+  });
+});
+
+describe("checkpoint announcements", () => {
+  it("parses announcement lines with their numeric metrics and skips everything else", () => {
+    const lines = [
+      '{"step":5,"total_steps":40,"loss":0.5}',
+      '{"checkpoint":"/ck/step-5","step":5,"loss":0.5,"val.acc":0.9,"note":"x"}',
+      "not json",
+      '{"checkpoint":"/ck/step-10"}',
+    ];
+    expect(parseCheckpointAnnouncements(lines)).toEqual([
+      { path: "/ck/step-5", step: 5, metrics: { loss: 0.5, "val.acc": 0.9 } },
+    ]);
+  });
+
+  it("manages only paths inside the job's checkpoint directory", () => {
+    expect(isManagedCheckpointPath("/w/jobs/j/checkpoints/step-5", "/w/jobs/j/checkpoints")).toBe(true);
+    expect(isManagedCheckpointPath("/w/jobs/j/checkpoints", "/w/jobs/j/checkpoints/")).toBe(false);
+    expect(isManagedCheckpointPath("/", "/w/jobs/j/checkpoints")).toBe(false);
+    expect(isManagedCheckpointPath("/w/jobs/j/checkpoints/../../x", "/w/jobs/j/checkpoints")).toBe(false);
+    expect(isManagedCheckpointPath("/w/jobs/j/checkpoints-evil/x", "/w/jobs/j/checkpoints")).toBe(false);
+  });
+
+  it("reads announcements, sizes and removes checkpoints with real shell commands", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ty-ck-"));
+    const ck = join(dir, "step 5 $(touch canary)");
+    mkdirSync(ck);
+    writeFileSync(join(ck, "model.pt"), Buffer.alloc(1000));
+    const metrics = join(dir, "metrics.jsonl");
+    writeFileSync(metrics, `{"step":1}\n${JSON.stringify({ checkpoint: ck, step: 5 })}\n{"step":6}\n`);
+    expect(parseCheckpointAnnouncements(run(announcementsCommand(metrics, 10)).split("\n"))).toEqual([
+      { path: ck, step: 5, metrics: {} },
+    ]);
+    const sizes = parseStatPaths(run(statPathsCommand([ck, join(dir, "missing")])));
+    expect(sizes.get(ck)).toBeGreaterThanOrEqual(1000);
+    expect(sizes.has(join(dir, "missing"))).toBe(false);
+    run(removePathCommand(ck));
+    expect(parseStatPaths(run(statPathsCommand([ck]))).size).toBe(0);
+    expect(run(`ls ${JSON.stringify(dir)}`)).not.toContain("canary");
+  });
+});
