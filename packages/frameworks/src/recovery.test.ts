@@ -12,6 +12,7 @@ import {
   parseStatPaths,
   removePathCommand,
   retryDelayMs,
+  scanCheckpointsCommand,
   statPathsCommand,
 } from "./recovery";
 
@@ -91,5 +92,20 @@ describe("checkpoint announcements", () => {
     run(removePathCommand(ck));
     expect(parseStatPaths(run(statPathsCommand([ck]))).size).toBe(0);
     expect(run(`ls ${JSON.stringify(dir)}`)).not.toContain("canary");
+  });
+});
+
+describe("scanCheckpointsCommand (fallback for scripts that don't announce)", () => {
+  it("lists the entries of the checkpoint directory that match the pattern", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ty-scan-"));
+    for (const d of ["step-5", "step-10", "other"]) mkdirSync(join(dir, d));
+    const found = run(scanCheckpointsCommand(dir, "step-*"))
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.slice(l.indexOf("\t") + 1))
+      .sort();
+    expect(found).toEqual([join(dir, "step-10"), join(dir, "step-5")]);
+    expect(run(scanCheckpointsCommand(join(dir, "missing"), "step-*"))).toBe("");
+    expect(() => scanCheckpointsCommand(dir, "$(id)")).toThrow(/unsafe scan pattern/);
   });
 });
