@@ -16,7 +16,10 @@
  */
 import type { JobSpec, NodeState } from "@trainyard/common";
 import { frameworkTraits } from "./plan";
-import { torchrunRootCause, torchrunWorkerFailure } from "./pytorch-failures";
+import { torchrunFailedRanks, torchrunRootCause, torchrunWorkerFailure } from "./pytorch-failures";
+
+/** Lines that say a rank failed because a peer went away: a consequence, not the cause. */
+const PEER_GONE = /Connection (closed|reset) by peer|peer (closed|disconnected)|Broken pipe/i;
 
 export interface ObservedNode {
   name: string;
@@ -88,37 +91,48 @@ export function findAttemptFailure(spec: Spec, nodes: ObservedNode[]): AttemptFa
   const tolerated = new Set(toleratedNodes(spec, nodes));
   const gpusPerNode = spec.resources.gpusPerNode;
   const elastic = frameworkTraits(spec).elastic !== undefined;
+  // PyTorch: every node reports on its own ranks, so when several failed, name the likeliest root
+  // cause: a lost node, then a rank killed by a signal, then one that did not merely lose its peers.
+  const candidates: Array<{ failure: AttemptFailure; priority: number }> = [];
   for (const node of [...nodes].sort((a, b) => a.nodeRank - b.nodeRank)) {
     if (tolerated.has(node.name)) continue;
     const tail = node.logTail ?? "";
     if (node.state === "lost") {
-      return {
+      const failure = {
         node: node.name,
         lost: true,
         reason: `node ${node.name} lost: ${node.error ?? "its processes vanished without an exit code"}${
           elastic ? " (too few nodes would remain for the elastic job)" : ""
         }`,
       };
+      if (spec.framework !== "pytorch") return failure;
+      candidates.push({ failure, priority: 0 });
+      continue;
     }
     const exitedBadly = node.state === "exited" && node.exitCode !== 0;
     switch (spec.framework) {
       case "pytorch": {
         const worker = elastic ? undefined : torchrunWorkerFailure(tail);
         if (!worker && !exitedBadly) continue;
-        const cause = torchrunRootCause(tail);
+        // A rank killed by a signal is the likeliest cause; otherwise torchrun's own root cause.
+        const cause = torchrunFailedRanks(tail).find((f) => f.exitCode < 0) ?? torchrunRootCause(tail);
         const staticRanks = spec.pytorch?.rendezvous !== "c10d";
         // Global rank: from torchrun's summary, or (static rendezvous only) node rank x ranks per node + local rank.
         const rank = cause.rank ?? (worker && staticRanks ? node.nodeRank * gpusPerNode + worker.localRank : undefined);
         const exitCode = cause.exitCode ?? worker?.exitCode ?? node.exitCode;
         const who = `node ${node.name}${rank !== undefined ? ` rank ${rank}` : worker ? ` local rank ${worker.localRank}` : ""}`;
-        return {
-          node: node.name,
-          ...(rank !== undefined ? { rank } : {}),
-          ...(exitCode !== undefined ? { exitCode } : {}),
-          reason: exitedBadly
-            ? `${who} exited with code ${exitCode}${node.exitCode !== exitCode ? ` (torchrun exited ${node.exitCode})` : ""}`
-            : `${who} failed with exit code ${exitCode}`,
-        };
+        candidates.push({
+          priority: exitCode !== undefined && exitCode < 0 ? 1 : PEER_GONE.test(tail) ? 3 : 2,
+          failure: {
+            node: node.name,
+            ...(rank !== undefined ? { rank } : {}),
+            ...(exitCode !== undefined ? { exitCode } : {}),
+            reason: exitedBadly
+              ? `${who} exited with code ${exitCode}${node.exitCode !== exitCode ? ` (torchrun exited ${node.exitCode})` : ""}`
+              : `${who} failed with exit code ${exitCode}`,
+          },
+        });
+        continue;
       }
       case "horovod": {
         if (node.nodeRank !== 0 || !exitedBadly) continue;
@@ -161,7 +175,8 @@ export function findAttemptFailure(spec: Spec, nodes: ObservedNode[]): AttemptFa
       }
     }
   }
-  return undefined;
+  // Stable sort: among equally likely causes the lowest node rank is named.
+  return candidates.sort((a, b) => a.priority - b.priority)[0]?.failure;
 }
 
 /** All ranks finished: every node exited 0, except nodes an elastic job let go (never rank 0). */

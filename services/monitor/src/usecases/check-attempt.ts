@@ -9,9 +9,6 @@ import {
   frameworkTraits,
   type ProbeResult,
   settleNodeStates,
-  torchrunFailedRanks,
-  torchrunRootCause,
-  torchrunWorkerFailure,
 } from "@trainyard/frameworks";
 import type { MonitorDeps } from "../deps";
 import { progressFromMetrics } from "../progress";
@@ -26,7 +23,7 @@ type NodeObservation = { node: AttemptNodeDoc; probe?: ProbeResult; error?: stri
 export async function checkAttempt(deps: MonitorDeps, jobId: string, attemptId: string): Promise<void> {
   const { repos, logger } = deps;
   const job = await repos.jobs.byId(jobId);
-  if (!job || job.status !== "RUNNING" || job.currentAttemptId !== attemptId) return;
+  if (job?.status !== "RUNNING" || job.currentAttemptId !== attemptId) return;
   if (job.stopRequest) return; // the launcher is stopping it
   const cluster = await repos.clusters.byId(job.clusterId);
   if (!cluster) return;
@@ -191,59 +188,13 @@ async function checkStall(
   return undefined;
 }
 
-/** Lines that say a rank failed because a peer went away: a consequence, not the cause. */
-const PEER_GONE = /Connection (closed|reset) by peer|peer (closed|disconnected)|Broken pipe/i;
-
-/**
- * Why the gang cannot finish, if it cannot: a node lost, a node's launcher exited non-zero, or
- * torchrun reporting a failed worker while its agent still waits for the other nodes. When several
- * nodes failed, the likeliest root cause is named: a lost node, then a rank killed by a signal,
- * then a rank that did not merely lose its peers.
- */
+/** Why the gang cannot finish, if it cannot, by the framework's rules (@trainyard/frameworks failures.ts). */
 export function findFailure(job: JobDoc, observations: NodeObservation[], nodes: AttemptNodeDoc[]): Failure | undefined {
-  // Horovod/MPI, TensorFlow and elastic jobs follow their framework's rules (@trainyard/frameworks failures.ts).
-  if (job.spec.framework !== "pytorch" || frameworkTraits(job.spec).elastic) {
-    const observed = nodes.map((n) => {
-      const error = observations.find((o) => o.node.name === n.name)?.error;
-      return { ...n, ...(error !== undefined ? { error } : {}) };
-    });
-    return findAttemptFailure(job.spec, observed);
-  }
-  const gpusPerNode = job.spec.resources.gpusPerNode;
-  const staticRanks = job.spec.pytorch?.rendezvous !== "c10d";
-  const found: Array<{ failure: Failure; priority: number }> = [];
-  for (const node of nodes) {
-    const obs = observations.find((o) => o.node.name === node.name);
-    const tail = obs?.probe?.logTail ?? "";
-    if (node.state === "lost") {
-      const reason = `node ${node.name} lost: ${obs?.error ?? "its processes vanished without an exit code"}`;
-      found.push({ priority: 0, failure: { node: node.name, lost: true, reason } });
-      continue;
-    }
-    const worker = torchrunWorkerFailure(tail);
-    const exitedBadly = node.state === "exited" && node.exitCode !== 0;
-    if (!worker && !exitedBadly) continue;
-    // A rank killed by a signal is the likeliest cause; otherwise torchrun's own root cause.
-    const killed = torchrunFailedRanks(tail).find((f) => f.exitCode < 0);
-    const cause = killed ?? torchrunRootCause(tail);
-    // Global rank: from torchrun's summary, or (static rendezvous only) node rank x ranks per node + local rank.
-    const rank = cause.rank ?? (worker && staticRanks ? node.nodeRank * gpusPerNode + worker.localRank : undefined);
-    const exitCode = cause.exitCode ?? worker?.exitCode ?? node.exitCode;
-    const who = `node ${node.name}${rank !== undefined ? ` rank ${rank}` : worker ? ` local rank ${worker.localRank}` : ""}`;
-    found.push({
-      priority: exitCode !== undefined && exitCode < 0 ? 1 : PEER_GONE.test(tail) ? 3 : 2,
-      failure: {
-        node: node.name,
-        ...(rank !== undefined ? { rank } : {}),
-        ...(exitCode !== undefined ? { exitCode } : {}),
-        reason: exitedBadly
-          ? `${who} exited with code ${exitCode}${node.exitCode !== exitCode ? ` (torchrun exited ${node.exitCode})` : ""}`
-          : `${who} failed with exit code ${exitCode}`,
-      },
-    });
-  }
-  found.sort((a, b) => a.priority - b.priority);
-  return found[0]?.failure;
+  const observed = nodes.map((n) => {
+    const error = observations.find((o) => o.node.name === n.name)?.error;
+    return { ...n, ...(error !== undefined ? { error } : {}) };
+  });
+  return findAttemptFailure(job.spec, observed);
 }
 
 /** Next check, deduplicated per interval slot so duplicate messages never multiply the checks. */
