@@ -22,6 +22,8 @@ export default defineConfig({
           testTimeout: 180_000,
           hookTimeout: 120_000,
           globalSetup: ["packages/testkit/src/global-setup.ts"],
+          // Reports and kills whatever a file left running on the test nodes.
+          setupFiles: ["packages/testkit/src/node-hygiene.ts"],
         },
       },
     ],

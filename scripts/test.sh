@@ -7,6 +7,8 @@ bash scripts/bootstrap.sh
 bash scripts/infra/up.sh
 # Object-store emulators (MinIO, Azurite, fake-gcs-server) for the checkpoint storage tests.
 bash scripts/infra/emulators.sh
+# Schemathesis (PyPI) for the API contract test.
+bash scripts/infra/tools.sh
 echo "[test] typecheck"
 pnpm exec turbo run typecheck --output-logs=errors-only
 echo "[test] lint"

@@ -339,6 +339,10 @@ describe("Horovod Elastic: a node disappears and the job goes on", () => {
       resources: { nodes: 2, gpusPerNode: 2 },
       horovod: { elastic: { minNp: 2, maxNp: 4 } },
       command: ["python3", "train.py", "--elastic", "--steps", "40", "--sleep", "0.3"],
+      // A survivor whose ring neighbour is alive (but already resetting) learns of the failure only
+      // when its pending receive times out, after HOROVOD_GLOO_TIMEOUT_SECONDS (default 30); the
+      // reset waits for it. A shorter timeout keeps the test quick; 20 s is still far above a step.
+      env: { HOROVOD_GLOO_TIMEOUT_SECONDS: "20" },
       files: { "train.py": HVD_TRAIN },
     });
     const started = await waitForJob(

@@ -29,6 +29,8 @@ export interface PlatformOptions {
   costs?: number;
   alertings?: number;
   env?: Record<string, string>;
+  /** Where every service logs (default stdout): tests that read the logs pass a sink. */
+  logSink?: { write(line: string): void };
 }
 
 export interface Platform {
@@ -73,7 +75,7 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
     ...opts.env,
   };
-  const logger = (name: string) => createLogger(name, env.LOG_LEVEL);
+  const logger = (name: string) => createLogger(name, env.LOG_LEVEL, opts.logSink);
   const services: RunningService[] = [];
   const api = await startApi(loadConfig(apiConfigShape, env), logger("api"));
   services.push(api);
@@ -202,7 +204,13 @@ export async function waitForJob(
     if (until(last)) return last;
     await new Promise((r) => setTimeout(r, 300));
   }
-  throw new Error(`job ${id} did not reach the expected state in ${timeoutMs} ms; last: ${JSON.stringify(last, null, 1)}`);
+  // The gist first (CI output keeps only the start and end of long messages), then the whole job.
+  const gist = last
+    ? `status ${last.status}, step ${last.progress?.step ?? "-"}, attempts: ${last.attempts.map((a) => `${a.outcome ?? "current"}: ${a.reason ?? "-"}`).join(" | ")}`
+    : "never read";
+  throw new Error(
+    `job ${id} did not reach the expected state in ${timeoutMs} ms; ${gist}; last: ${JSON.stringify(last, null, 1)}`,
+  );
 }
 
 export const EXAMPLE_TRAIN = readFileSync(new URL("../examples/pytorch-ddp/train.py", import.meta.url), "utf8");

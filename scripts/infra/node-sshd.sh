@@ -3,8 +3,8 @@
 # e.g. to simulate a node going away in tests.
 #   stop    stop the sshd and end that node's open SSH sessions (children of its sshd);
 #           processes the sessions started (e.g. jobs started with setsid) keep running.
-#   crash   stop, then also SIGKILL every process owned by the node's user ty<k>
-#           (as if the machine died: its jobs are gone too).
+#   crash   SIGKILL every process owned by the node's user ty<k> (its jobs and SSH sessions),
+#           then stop the sshd: as if the machine died.
 #   start   start the sshd again (no-op if running).
 #   status  print state; exit 3 if stopped.
 # The node must have been set up by scripts/infra/up.sh.
@@ -24,11 +24,15 @@ case $action in
   stop) ty_node_sshd_stop "$k" ;;
   start) ty_node_sshd_start "$k" ;;
   crash)
-    ty_node_sshd_stop "$k"
+    # Everything of the node's user dies at once (its SSH sessions included), as when a machine
+    # loses power; only then does the sshd stop listening. Ending the sessions first would leave
+    # the node's processes a moment to react to their closed connections, which a dead machine's
+    # processes never get.
     if id -u "ty$k" >/dev/null 2>&1; then
       pkill -KILL -U "ty$k" 2>/dev/null || true
       ty_log "node n$k: killed all processes of ty$k"
     fi
+    ty_node_sshd_stop "$k"
     ;;
   status)
     dir=$(ty_node_dir "$k")

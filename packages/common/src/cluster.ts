@@ -46,6 +46,8 @@ export const clusterSshSchema = z
 export const clusterSpecSchema = z
   .object({
     name: nameSchema,
+    /** Other teams whose jobs may use this cluster. */
+    sharedWith: z.array(nameSchema).max(100).default([]),
     nodes: z.array(nodeSpecSchema).min(1).max(256),
     ssh: clusterSshSchema,
     env: envSchema.default({}),
@@ -80,11 +82,16 @@ export const clusterSpecSchema = z
   });
 export type ClusterSpec = z.infer<typeof clusterSpecSchema>;
 
+export const clusterSharingSchema = z.object({ teams: z.array(nameSchema).max(100) }).strict();
+
 /** A cluster as the API returns it: never the private key or passphrase. */
 export interface ClusterView {
   id: string;
   name: string;
+  /** The owning team. */
   team: string;
+  /** Teams the cluster is shared with; shown to its owner only. */
+  sharedWith?: string[];
   nodes: NodeSpec[];
   env: Record<string, string>;
   ports: PortRange;

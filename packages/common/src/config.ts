@@ -43,6 +43,18 @@ export const nodeAccessConfigShape = {
   TRAINYARD_SECRET_KEY: z
     .string()
     .refine((v) => Buffer.from(v, "base64").length === 32, "must be 32 random bytes, base64-encoded (openssl rand -base64 32)"),
+  /** Comma-separated earlier keys that still open secrets while they are re-sealed (docs/operations.md). */
+  TRAINYARD_SECRET_KEY_PREVIOUS: z
+    .string()
+    .optional()
+    .refine(
+      (v) =>
+        (v ?? "")
+          .split(",")
+          .map((k) => k.trim())
+          .every((k) => k === "" || Buffer.from(k, "base64").length === 32),
+      "must be comma-separated keys of 32 random bytes, base64-encoded",
+    ),
   SSH_CONNECT_TIMEOUT_MS: int(10_000, 100),
   SSH_KEEPALIVE_MS: int(15_000, 0),
   SSH_COMMAND_TIMEOUT_MS: int(60_000, 100),
@@ -73,8 +85,17 @@ export const apiConfigShape = {
   ...nodeAccessConfigShape,
   PORT: int(8080),
   HOST: z.string().default("0.0.0.0"),
+  /** The bootstrap admin key: acts as an admin of API_ADMIN_TEAM; use it to create teams and issue keys. */
   API_ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters"),
+  /** The team the bootstrap admin key belongs to (created at start if missing). */
+  API_ADMIN_TEAM: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "must be a team name")
+    .default("default"),
   API_BODY_LIMIT_BYTES: int(2 * 1024 * 1024, 1024),
+  /** Requests each API key may make per API_RATE_LIMIT_WINDOW_MS (shared by all API replicas). */
+  API_RATE_LIMIT: int(1200, 1),
+  API_RATE_LIMIT_WINDOW_MS: int(60_000, 1000),
   /** Base URL used in links (e.g. alerts); defaults to http://HOST:PORT. */
   PUBLIC_URL: z.string().url().optional(),
   /** Private/loopback hosts or CIDRs alert channels may point at (checked when a channel is saved). */
@@ -94,6 +115,7 @@ export const alertingConfigShape = {
   ...baseConfigShape,
   /** Opens the sealed webhook secrets and Slack URLs of alert channels (same key as the API). */
   TRAINYARD_SECRET_KEY: nodeAccessConfigShape.TRAINYARD_SECRET_KEY,
+  TRAINYARD_SECRET_KEY_PREVIOUS: nodeAccessConfigShape.TRAINYARD_SECRET_KEY_PREVIOUS,
   ALERTING_CONCURRENCY: int(8, 1),
   ALERT_ALLOWED_HOSTS: allowlistSchema,
   /** Default repeat interval of a channel: the same alert is sent at most once per interval. */

@@ -17,20 +17,27 @@ export const REDACT_PATHS = [
   "req.headers.authorization",
   "headers.authorization",
   "TRAINYARD_SECRET_KEY",
+  "TRAINYARD_SECRET_KEY_PREVIOUS",
   "API_ADMIN_TOKEN",
   "secret",
   "*.secret",
   "ALERT_SMTP_URL",
 ];
 
-export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info"): Logger {
-  return pino({
+/** A pino logger with the service's name and secret redaction; `destination` defaults to stdout. */
+export function createLogger(
+  service: string,
+  level = process.env.LOG_LEVEL ?? "info",
+  destination?: pino.DestinationStream,
+): Logger {
+  const options = {
     name: service,
     level,
     base: { service },
     redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 export type { Logger };

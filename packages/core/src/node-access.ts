@@ -1,4 +1,4 @@
-import { type Logger, SecretBox } from "@trainyard/common";
+import { type Logger, secretBoxFromConfig } from "@trainyard/common";
 import { createRepos, RedisDocumentLocks, type Repos } from "@trainyard/db";
 import type { Redis } from "@trainyard/runtime";
 import { SshPool } from "@trainyard/ssh";
@@ -7,6 +7,7 @@ import { NodeGateway } from "./node-gateway";
 
 export interface NodeAccessConfig {
   TRAINYARD_SECRET_KEY: string;
+  TRAINYARD_SECRET_KEY_PREVIOUS?: string;
   TRAINYARD_QUEUE_PREFIX: string;
   SSH_CONNECT_TIMEOUT_MS: number;
   SSH_KEEPALIVE_MS: number;
@@ -25,11 +26,7 @@ export function openNodeAccess(
   redis: Redis,
   logger: Logger,
 ): { repos: Repos; ssh: SshPool; gateway: NodeGateway } {
-  const repos = createRepos(
-    mongo,
-    new SecretBox(config.TRAINYARD_SECRET_KEY),
-    new RedisDocumentLocks(redis, config.TRAINYARD_QUEUE_PREFIX),
-  );
+  const repos = createRepos(mongo, secretBoxFromConfig(config), new RedisDocumentLocks(redis, config.TRAINYARD_QUEUE_PREFIX));
   const ssh = new SshPool({
     connectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
     keepaliveIntervalMs: config.SSH_KEEPALIVE_MS,

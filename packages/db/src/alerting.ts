@@ -13,6 +13,7 @@ import {
   type Severity,
 } from "@trainyard/common";
 import { type Connection, type Model, Schema, Types } from "mongoose";
+import { isDuplicateKeyError } from "./connection";
 import type { DocumentLocks } from "./locks";
 
 // ---------- channels ----------
@@ -167,7 +168,7 @@ export interface ListDeliveriesQuery {
   offset: number;
 }
 
-const isDup = (err: unknown) => (err as { code?: number }).code === 11000;
+const isDup = (err: unknown) => isDuplicateKeyError(err);
 
 export class AlertRepo {
   private readonly channels: Model<AlertChannelDoc>;

@@ -1,5 +1,6 @@
 import { type BudgetScope, type BudgetSpec, type BudgetView, conflict, notFound } from "@trainyard/common";
 import { type Connection, type Model, Schema, Types } from "mongoose";
+import { isDuplicateKeyError } from "./connection";
 import type { DocumentLocks } from "./locks";
 
 export interface BudgetDoc {
@@ -121,7 +122,7 @@ export class BudgetRepo {
       const doc = await this.budgets.create({ team, ...spec, scope: scopeDoc(spec.scope), revision: 1 });
       return doc.toObject();
     } catch (err) {
-      if ((err as { code?: number }).code === 11000) throw conflict(`a budget named '${spec.name}' already exists`);
+      if (isDuplicateKeyError(err)) throw conflict(`a budget named '${spec.name}' already exists`);
       throw err;
     }
   }
@@ -159,7 +160,7 @@ export class BudgetRepo {
         if (!doc) throw notFound(`budget '${id}'`);
         return doc;
       } catch (err) {
-        if ((err as { code?: number }).code === 11000) throw conflict(`a budget named '${spec.name}' already exists`);
+        if (isDuplicateKeyError(err)) throw conflict(`a budget named '${spec.name}' already exists`);
         throw err;
       }
     });
@@ -197,7 +198,7 @@ export class BudgetRepo {
       await this.claims.create(claim);
       return true;
     } catch (err) {
-      if ((err as { code?: number }).code === 11000) return false;
+      if (isDuplicateKeyError(err)) return false;
       throw err;
     }
   }

@@ -1,4 +1,5 @@
 import { type Connection, type Model, Schema, Types } from "mongoose";
+import { isDuplicateKeyError } from "./connection";
 
 /**
  * The checkpoint registry. A checkpoint is `complete` once the training script announced it and
@@ -83,7 +84,7 @@ export class CheckpointRepo {
       });
       return doc.toObject() as unknown as CheckpointDoc;
     } catch (err) {
-      if ((err as { code?: number }).code === 11000) return null;
+      if (isDuplicateKeyError(err)) return null;
       throw err;
     }
   }

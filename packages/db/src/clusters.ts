@@ -1,5 +1,6 @@
-import { type ClusterSpec, type ClusterView, conflict, notFound } from "@trainyard/common";
+import { type ClusterSpec, type ClusterView, conflict, notFound, UserError } from "@trainyard/common";
 import { Types } from "mongoose";
+import { isDuplicateKeyError } from "./connection";
 import type { DocumentLocks } from "./locks";
 import type { AllocationDoc, ClusterDoc, Models } from "./models";
 
@@ -22,6 +23,7 @@ export class ClusterRepo {
       const doc = await this.m.Cluster.create({
         team,
         name: spec.name,
+        sharedWith: spec.sharedWith,
         nodes: spec.nodes,
         env: spec.env,
         ports: spec.ports,
@@ -37,7 +39,7 @@ export class ClusterRepo {
       });
       return hydrateCluster(doc.toObject())!;
     } catch (err) {
-      if ((err as { code?: number }).code === 11000) throw conflict(`a cluster named '${spec.name}' already exists`);
+      if (isDuplicateKeyError(err)) throw conflict(`a cluster named '${spec.name}' already exists`);
       throw err;
     }
   }
@@ -47,19 +49,52 @@ export class ClusterRepo {
     return hydrateCluster(await this.m.Cluster.findById(id).lean<StoredCluster>());
   }
 
-  /** A team's cluster by id or name; 404 for anything the team cannot see. */
+  /**
+   * A cluster the team may use, by id or name: its own, or one another team shares with it (its
+   * own wins when names clash). 404 for anything else, so other teams' clusters stay invisible.
+   */
   async getForTeam(team: string, idOrName: string): Promise<ClusterDoc> {
-    const filter =
+    const visible = { $or: [{ team }, { sharedWith: team }] };
+    const named =
       Types.ObjectId.isValid(idOrName) && /^[0-9a-f]{24}$/.test(idOrName)
-        ? { team, $or: [{ _id: new Types.ObjectId(idOrName) }, { name: idOrName }] }
-        : { team, name: idOrName };
-    const doc = hydrateCluster(await this.m.Cluster.findOne(filter).lean<StoredCluster>());
+        ? { $or: [{ _id: new Types.ObjectId(idOrName) }, { name: idOrName }] }
+        : { name: idOrName };
+    const found = (
+      await this.m.Cluster.find({ $and: [visible, named] })
+        .limit(20)
+        .lean<StoredCluster[]>()
+    ).map((c) => hydrateCluster(c)!);
+    const doc = found.find((c) => c.team === team) ?? found[0];
     if (!doc) throw notFound(`cluster '${idOrName}'`);
     return doc;
   }
 
+  /** A cluster the team owns: changes are for owners only (403 for a team it is shared with, 404 for others). */
+  async getOwned(team: string, idOrName: string): Promise<ClusterDoc> {
+    const doc = await this.getForTeam(team, idOrName);
+    if (doc.team !== team)
+      throw new UserError(403, `cluster '${doc.name}' belongs to team '${doc.team}'; only its owner may change it`);
+    return doc;
+  }
+
+  /** The team's clusters and those shared with it. */
   async list(team: string): Promise<ClusterDoc[]> {
-    return (await this.m.Cluster.find({ team }).sort({ name: 1 }).lean<StoredCluster[]>()).map((c) => hydrateCluster(c)!);
+    return (
+      await this.m.Cluster.find({ $or: [{ team }, { sharedWith: team }] })
+        .sort({ name: 1 })
+        .lean<StoredCluster[]>()
+    ).map((c) => hydrateCluster(c)!);
+  }
+
+  /** Replace the list of teams an owned cluster is shared with. */
+  async setSharing(id: Types.ObjectId, teams: string[]): Promise<ClusterDoc> {
+    return this.locked(id, async () => {
+      const doc = hydrateCluster(
+        await this.m.Cluster.findOneAndUpdate({ _id: id }, { $set: { sharedWith: teams } }, { new: true }).lean<StoredCluster>(),
+      );
+      if (!doc) throw notFound(`cluster '${id.toString()}'`);
+      return doc;
+    });
   }
 
   /** Pin keys for nodes that have none yet (trust on first use); an existing pin is never replaced. */
@@ -169,11 +204,13 @@ function hydrateCluster(raw: StoredCluster | null): ClusterDoc | null {
   return { ...raw, ssh: { ...ssh, hostKeys: Object.fromEntries((hostKeyPins ?? []).map((p) => [p.node, p.fingerprint])) } };
 }
 
-export function clusterView(doc: ClusterDoc): ClusterView {
+/** The cluster as `viewer` may see it: only its owner sees whom it is shared with. */
+export function clusterView(doc: ClusterDoc, viewer: string = doc.team): ClusterView {
   return {
     id: doc._id.toString(),
     name: doc.name,
     team: doc.team,
+    ...(viewer === doc.team ? { sharedWith: doc.sharedWith ?? [] } : {}),
     nodes: doc.nodes.map((n) => ({
       name: n.name,
       host: n.host,

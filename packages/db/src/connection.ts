@@ -25,3 +25,15 @@ export async function pingMongo(conn: Connection): Promise<void> {
   if (!db) throw new Error("MongoDB connection is not open");
   await db.command({ ping: 1 });
 }
+
+/**
+ * A write refused by a unique index. MongoDB says so with code 11000; FerretDB (SQLite) does for
+ * inserts, but an update (findAndModify) that collides surfaces as SQLite's "UNIQUE constraint
+ * failed" without the code.
+ */
+export function isDuplicateKeyError(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (!e) return false;
+  if (e.code === 11000) return true;
+  return typeof e.message === "string" && (e.message.includes("E11000") || e.message.includes("UNIQUE constraint failed"));
+}

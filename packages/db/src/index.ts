@@ -1,5 +1,6 @@
 import { SecretBox } from "@trainyard/common";
 import type { Connection } from "mongoose";
+import { ApiKeyRepo, AuditRepo, TeamRepo } from "./access";
 import { AlertRepo } from "./alerting";
 import { BudgetRepo } from "./budgets";
 import { CheckpointRepo } from "./checkpoints";
@@ -12,6 +13,7 @@ import { registerModels } from "./models";
 import { RateCardRepo } from "./rate-cards";
 import { StorageCredentialRepo } from "./storage-credentials";
 
+export * from "./access";
 export * from "./alerting";
 export * from "./budgets";
 export * from "./checkpoints";
@@ -23,6 +25,7 @@ export * from "./jobs";
 export * from "./locks";
 export * from "./models";
 export * from "./rate-cards";
+export * from "./rotate-secrets";
 export * from "./storage-credentials";
 
 export interface Repos {
@@ -36,6 +39,9 @@ export interface Repos {
   budgets: BudgetRepo;
   alerts: AlertRepo;
   storageCredentials: StorageCredentialRepo;
+  teams: TeamRepo;
+  apiKeys: ApiKeyRepo;
+  audit: AuditRepo;
 }
 
 /** The only way services reach MongoDB collections. */
@@ -52,6 +58,9 @@ export function createRepos(conn: Connection, box: SecretBox | undefined, locks:
     budgets: new BudgetRepo(conn, locks),
     alerts: new AlertRepo(conn, box, locks),
     storageCredentials: new StorageCredentialRepo(conn, box ?? noSecretBox()),
+    teams: new TeamRepo(conn),
+    apiKeys: new ApiKeyRepo(conn),
+    audit: new AuditRepo(conn),
   };
 }
 
@@ -67,6 +76,9 @@ export async function syncIndexes(conn: Connection): Promise<void> {
     new BudgetRepo(conn, NO_LOCKS).syncIndexes(),
     new AlertRepo(conn, undefined, NO_LOCKS).syncIndexes(),
     new StorageCredentialRepo(conn, noSecretBox()).syncIndexes(),
+    new TeamRepo(conn).syncIndexes(),
+    new ApiKeyRepo(conn).syncIndexes(),
+    new AuditRepo(conn).syncIndexes(),
   ]);
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { type Attempt, conflict, type JobSpec, type JobStatus, type JobView, notFound, TRANSITIONS } from "@trainyard/common";
 import { Types, type UpdateQuery } from "mongoose";
+import { isDuplicateKeyError } from "./connection";
 import { jobCostView } from "./job-costs";
 import type { DocumentLocks } from "./locks";
 import type { AttemptDoc, AttemptNodeDoc, JobDoc, Models, StopRequestDoc } from "./models";
@@ -77,7 +78,7 @@ export class JobRepo {
       });
       return { job: hydrateJob(doc.toObject())!, created: true };
     } catch (err) {
-      if ((err as { code?: number }).code !== 11000) throw err;
+      if (!isDuplicateKeyError(err)) throw err;
       const existing = hydrateJob(await this.m.Job.findOne({ team: job.team, idempotencyKey: key }).lean<JobDoc>());
       if (!existing) throw err;
       if (existing.specHash !== hash) throw conflict("this Idempotency-Key was already used with a different job spec");
@@ -105,6 +106,22 @@ export class JobRepo {
       this.m.Job.countDocuments(filter),
     ]);
     return { items, total };
+  }
+
+  /**
+   * Run `fn` as the only admission decision of the team at this moment: quota checks count the
+   * team's running jobs and claim the next one under this lock, so concurrent launchers cannot
+   * both admit the last free slot.
+   */
+  withTeamAdmission<T>(team: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.withLock(`team-admission:${team}`, fn);
+  }
+
+  /** A team's jobs in the given statuses, oldest first. */
+  async listByTeam(team: string, statuses: JobStatus[]): Promise<JobDoc[]> {
+    return this.m.Job.find({ team, status: { $in: statuses } }, { files: 0 })
+      .sort({ createdAt: 1, _id: 1 })
+      .lean<JobDoc[]>();
   }
 
   /** Jobs of a cluster in the given statuses, oldest first (the scheduler's FIFO order). */

@@ -19,6 +19,8 @@ export interface ClusterDoc {
   _id: Types.ObjectId;
   team: string;
   name: string;
+  /** Other teams whose jobs may run here (they see it; only the owner changes it). */
+  sharedWith: string[];
   nodes: Array<{ name: string; host: string; port: number; user: string; gpus: number; gpuType: string; workRoot: string }>;
   env: Record<string, string>;
   ports: { min: number; max: number };
@@ -41,6 +43,7 @@ const clusterSchema = new Schema<ClusterDoc>(
   {
     team: { type: String, required: true },
     name: { type: String, required: true },
+    sharedWith: { type: [String], default: [] },
     nodes: [
       new Schema(
         { name: String, host: String, port: Number, user: String, gpus: Number, gpuType: String, workRoot: String },
@@ -76,6 +79,7 @@ const clusterSchema = new Schema<ClusterDoc>(
   { timestamps: true, minimize: false },
 );
 clusterSchema.index({ team: 1, name: 1 }, { unique: true });
+clusterSchema.index({ sharedWith: 1 });
 
 // ---------- credentials ----------
 export interface CredentialDoc {

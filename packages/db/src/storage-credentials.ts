@@ -1,5 +1,6 @@
 import { conflict, type SecretBox } from "@trainyard/common";
 import { type Connection, type Model, Schema, type Types } from "mongoose";
+import { isDuplicateKeyError } from "./connection";
 
 /**
  * Object-store credentials for checkpoint copies, sealed like SSH keys (AES-256-GCM, record id as
@@ -51,7 +52,7 @@ export class StorageCredentialRepo {
     try {
       await doc.save();
     } catch (err) {
-      if ((err as { code?: number }).code === 11000) throw conflict(`storage credentials named '${name}' already exist`);
+      if (isDuplicateKeyError(err)) throw conflict(`storage credentials named '${name}' already exist`);
       throw err;
     }
     return doc.toObject() as unknown as StorageCredentialDoc;

@@ -1,4 +1,4 @@
-import { type AlertingConfig, type Logger, parseAllowlist, SecretBox } from "@trainyard/common";
+import { type AlertingConfig, type Logger, parseAllowlist, secretBoxFromConfig } from "@trainyard/common";
 import { connectMongo, createRepos, RedisDocumentLocks, syncIndexes } from "@trainyard/db";
 import { type RunningService, startServiceBase, startWorkers } from "@trainyard/runtime";
 import { createSenders } from "./channels/senders";
@@ -24,7 +24,7 @@ export async function startAlerting(config: AlertingConfig, logger?: Logger): Pr
     await syncIndexes(base.mongo!);
     const repos = createRepos(
       base.mongo!,
-      new SecretBox(config.TRAINYARD_SECRET_KEY),
+      secretBoxFromConfig(config),
       new RedisDocumentLocks(base.redis, config.TRAINYARD_QUEUE_PREFIX),
     );
     const allow = parseAllowlist(config.ALERT_ALLOWED_HOSTS);

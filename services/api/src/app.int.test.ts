@@ -311,7 +311,7 @@ describe("clusters", () => {
     expect(raw).not.toContain("PRIVATE KEY");
     for (const line of privateKey.split("\n").filter((l) => l.length > 20 && !l.startsWith("-----")))
       expect(raw).not.toContain(line);
-    for (const d of docs) expect(String(d.sealedPrivateKey)).toMatch(/^v1:/);
+    for (const d of docs) expect(String(d.sealedPrivateKey)).toMatch(/^v2:[0-9a-f]{8}:/);
   });
 
   it("refuses a duplicate name with 409 and leaves no orphaned credential", async () => {

@@ -1,4 +1,4 @@
-import { type Logger, parseAllowlist, SecretBox } from "@trainyard/common";
+import { type Logger, parseAllowlist, secretBoxFromConfig } from "@trainyard/common";
 import { NodeGateway } from "@trainyard/core";
 import { connectMongo, createRepos, RedisDocumentLocks, syncIndexes } from "@trainyard/db";
 import { type RunningService, registerQueueDepthMetrics, startServiceBase } from "@trainyard/runtime";
@@ -6,18 +6,22 @@ import { SshPool } from "@trainyard/ssh";
 import express from "express";
 import helmet from "helmet";
 import type { ApiConfig, ApiDeps } from "./context";
-import { requireAdminToken } from "./http/auth";
+import { authenticate, requireRole } from "./http/auth";
 import { errorHandler, notFoundHandler, requireJsonBody } from "./http/errors";
+import { openApiDocument } from "./http/openapi";
+import { rateLimitPerKey } from "./http/rate-limit";
+import { OPENAPI_PATH, REFERENCE_PATH, referencePage } from "./http/reference-page";
+import { mountRoutes } from "./http/route-table";
+import { apiRoutes } from "./routes";
 import { ADMIN_QUEUES_PATH, queueDashboard } from "./routes/admin";
-import { alertChannelRoutes, alertLogRoutes } from "./routes/alerting";
-import { checkpointRoutes } from "./routes/checkpoints";
-import { clusterRoutes } from "./routes/clusters";
-import { jobRoutes } from "./routes/jobs";
-import { budgetRoutes, costRoutes, pricingRoutes } from "./routes/money";
-import { storageRoutes } from "./routes/storage";
 
 export type { ApiConfig } from "./context";
-export { DEFAULT_TEAM } from "./context";
+export { openApiDocument } from "./http/openapi";
+export type { ApiRoute } from "./http/route-table";
+export { apiRoutes } from "./routes";
+
+/** Version shown in the OpenAPI document. */
+export const API_VERSION = "0.2.0";
 
 export interface StartApiOptions {
   /** Poll interval of followed logs (SSE); default 1000 ms. */
@@ -26,8 +30,9 @@ export interface StartApiOptions {
 
 /**
  * The API service: HTTP in, MongoDB and the queues out. /healthz, /readyz and /metrics come from
- * the runtime on the same listener; everything under /v1 and /admin/queues needs the admin token.
- * Holds no module-level state, so several can run in one process (tests).
+ * the runtime on the same listener, /openapi.json and /docs are public; everything under /v1 and
+ * /admin/queues needs an API key (the queues an admin's). Holds no module-level state, so several
+ * can run in one process (tests).
  */
 export async function startApi(
   config: ApiConfig,
@@ -38,13 +43,6 @@ export async function startApi(
   app.disable("x-powered-by");
   app.set("query parser", "simple");
   app.use(helmet());
-
-  // Authentication comes before anything reads the body: an anonymous caller gets 401, not 413.
-  const auth = requireAdminToken(config.API_ADMIN_TOKEN);
-  app.use("/v1", auth);
-  app.use(ADMIN_QUEUES_PATH, auth);
-  app.use(requireJsonBody);
-  app.use(express.json({ limit: config.API_BODY_LIMIT_BYTES, strict: true, type: ["application/json", "application/*+json"] }));
 
   // Mounts /healthz, /readyz (Redis + MongoDB) and /metrics on `app`, ahead of the routes below.
   const base = await startServiceBase("api", config, {
@@ -61,7 +59,7 @@ export async function startApi(
     // Writes to one job/cluster document are serialised through Redis (FerretDB v1 needs it; see @trainyard/db).
     const repos = createRepos(
       conn,
-      new SecretBox(config.TRAINYARD_SECRET_KEY),
+      secretBoxFromConfig(config),
       new RedisDocumentLocks(base.redis, config.TRAINYARD_QUEUE_PREFIX),
     );
     ssh = new SshPool({
@@ -71,6 +69,7 @@ export async function startApi(
       logger: base.logger,
     });
     const pool = ssh;
+    await repos.teams.ensure(config.API_ADMIN_TEAM);
     const gateway = new NodeGateway(pool, repos.credentials, {
       stopGraceMs: config.STOP_GRACE_MS,
       logTailBytes: config.LOG_TAIL_BYTES,
@@ -88,15 +87,29 @@ export async function startApi(
       alertAllowlist: parseAllowlist(config.ALERT_ALLOWED_HOSTS),
     };
 
-    app.use("/v1/clusters", clusterRoutes(deps));
-    app.use("/v1/pricing", pricingRoutes(deps));
-    app.use("/v1/costs", costRoutes(deps));
-    app.use("/v1/budgets", budgetRoutes(deps));
-    app.use("/v1/alert-channels", alertChannelRoutes(deps));
-    app.use("/v1/alerts", alertLogRoutes(deps));
-    app.use("/v1/storage-credentials", storageRoutes(deps));
-    app.use("/v1/jobs/:id/checkpoints", checkpointRoutes(deps));
-    app.use("/v1/jobs", jobRoutes(deps));
+    const routes = apiRoutes(deps);
+    const contract = openApiDocument(routes, API_VERSION);
+    app.get(OPENAPI_PATH, (_req, res) => {
+      res.json(contract);
+    });
+    app.use(REFERENCE_PATH, referencePage());
+
+    // Authentication, then the per-key rate limit, come before anything reads the body: an
+    // anonymous caller gets 401, not 413.
+    const auth = authenticate(repos, { bootstrapToken: config.API_ADMIN_TOKEN, bootstrapTeam: config.API_ADMIN_TEAM });
+    const limit = rateLimitPerKey(base.redis, {
+      limit: config.API_RATE_LIMIT,
+      windowMs: config.API_RATE_LIMIT_WINDOW_MS,
+      prefix: config.TRAINYARD_QUEUE_PREFIX,
+    });
+    app.use("/v1", auth, limit);
+    app.use(ADMIN_QUEUES_PATH, auth, limit, requireRole("admin"));
+    app.use(requireJsonBody);
+    app.use(express.json({ limit: config.API_BODY_LIMIT_BYTES, strict: true, type: ["application/json", "application/*+json"] }));
+
+    const router = express.Router();
+    mountRoutes(router, routes, deps);
+    app.use(router);
     app.use(ADMIN_QUEUES_PATH, queueDashboard(base.bus));
     app.use(notFoundHandler);
     app.use(errorHandler(base.logger));

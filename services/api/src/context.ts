@@ -6,12 +6,6 @@ import type { z } from "zod";
 
 export type ApiConfig = z.infer<z.ZodObject<typeof apiConfigShape>>;
 
-/**
- * The team every request acts for until teams (and API keys) exist. The one place it is named:
- * routes read the caller's team from `res.locals.team`, which the auth middleware sets from this.
- */
-export const DEFAULT_TEAM = "default";
-
 /** What the use cases need; built once per running API (no module-level state). */
 export interface ApiDeps {
   repos: Repos;

@@ -1,7 +1,9 @@
-import { Router } from "express";
+import { alertChannelInputSchema } from "@trainyard/common";
 import type { ApiDeps } from "../context";
-import { teamOf } from "../http/locals";
+import type { ApiRoute } from "../http/route-table";
+import { idView, itemsOf, pageOf } from "../http/schemas";
 import {
+  alertsQuerySchema,
   createAlertChannel,
   deleteAlertChannel,
   getAlertChannel,
@@ -10,33 +12,77 @@ import {
   updateAlertChannel,
 } from "../usecases/alerting";
 
-/** /v1/alert-channels CRUD. */
-export function alertChannelRoutes(deps: ApiDeps): Router {
-  const r = Router();
-  r.post("/", async (req, res) => {
-    res.status(201).json(await createAlertChannel(deps, teamOf(res), req.body));
-  });
-  r.get("/", async (_req, res) => {
-    res.json({ items: await listAlertChannels(deps, teamOf(res)) });
-  });
-  r.get("/:id", async (req, res) => {
-    res.json(await getAlertChannel(deps, teamOf(res), req.params.id));
-  });
-  r.put("/:id", async (req, res) => {
-    res.json(await updateAlertChannel(deps, teamOf(res), req.params.id, req.body));
-  });
-  r.delete("/:id", async (req, res) => {
-    await deleteAlertChannel(deps, teamOf(res), req.params.id);
-    res.status(204).end();
-  });
-  return r;
-}
-
-/** GET /v1/alerts: the delivery log. */
-export function alertLogRoutes(deps: ApiDeps): Router {
-  const r = Router();
-  r.get("/", async (req, res) => {
-    res.json(await listAlertDeliveries(deps, teamOf(res), req.query));
-  });
-  return r;
+export function alertingRoutes(deps: ApiDeps): ApiRoute[] {
+  const channel = { tag: "alerts", scope: "team" } as const;
+  return [
+    {
+      ...channel,
+      method: "post",
+      path: "/v1/alert-channels",
+      operationId: "createAlertChannel",
+      summary: "Add an alert channel (signed webhook, Slack, email); secrets sealed, never returned",
+      role: "admin",
+      body: alertChannelInputSchema,
+      ok: { status: 201, description: "created", schema: idView },
+      audit: "alert-channel.create",
+      handle: ({ req, team }) => createAlertChannel(deps, team, req.body),
+    },
+    {
+      ...channel,
+      method: "get",
+      path: "/v1/alert-channels",
+      operationId: "listAlertChannels",
+      summary: "The team's alert channels",
+      role: "viewer",
+      ok: { status: 200, description: "channels", schema: itemsOf(idView) },
+      handle: async ({ team }) => ({ items: await listAlertChannels(deps, team) }),
+    },
+    {
+      ...channel,
+      method: "get",
+      path: "/v1/alert-channels/{id}",
+      operationId: "getAlertChannel",
+      summary: "One alert channel",
+      role: "viewer",
+      ok: { status: 200, description: "the channel", schema: idView },
+      handle: ({ team, params }) => getAlertChannel(deps, team, params.id!),
+    },
+    {
+      ...channel,
+      method: "put",
+      path: "/v1/alert-channels/{id}",
+      operationId: "updateAlertChannel",
+      summary: "Replace an alert channel's settings",
+      role: "admin",
+      body: alertChannelInputSchema,
+      ok: { status: 200, description: "the channel", schema: idView },
+      audit: "alert-channel.update",
+      handle: ({ req, team, params }) => updateAlertChannel(deps, team, params.id!, req.body),
+    },
+    {
+      ...channel,
+      method: "delete",
+      path: "/v1/alert-channels/{id}",
+      operationId: "deleteAlertChannel",
+      summary: "Delete an alert channel",
+      role: "admin",
+      ok: { status: 204, description: "deleted" },
+      audit: "alert-channel.delete",
+      async handle({ team, params }) {
+        await deleteAlertChannel(deps, team, params.id!);
+        return null;
+      },
+    },
+    {
+      ...channel,
+      method: "get",
+      path: "/v1/alerts",
+      operationId: "listAlertDeliveries",
+      summary: "The delivery log: every alert routed to a channel, each attempt and its outcome",
+      role: "viewer",
+      query: alertsQuerySchema,
+      ok: { status: 200, description: "deliveries", schema: pageOf(idView) },
+      handle: ({ req, team }) => listAlertDeliveries(deps, team, req.query),
+    },
+  ];
 }

@@ -1,21 +1,71 @@
-import { Router } from "express";
+import { clusterSharingSchema, clusterSpecSchema } from "@trainyard/common";
+import { z } from "zod";
 import type { ApiDeps } from "../context";
-import { teamOf } from "../http/locals";
-import { checkCluster, getCluster, listClusters, registerCluster } from "../usecases/clusters";
+import type { ApiRoute } from "../http/route-table";
+import { clusterViewSchema, itemsOf, objectWith } from "../http/schemas";
+import { checkCluster, getCluster, listClusters, registerCluster, shareCluster } from "../usecases/clusters";
 
-export function clusterRoutes(deps: ApiDeps): Router {
-  const r = Router();
-  r.post("/", async (req, res) => {
-    res.status(201).json(await registerCluster(deps, teamOf(res), req.body));
-  });
-  r.get("/", async (_req, res) => {
-    res.json({ items: await listClusters(deps, teamOf(res)) });
-  });
-  r.get("/:id", async (req, res) => {
-    res.json(await getCluster(deps, teamOf(res), req.params.id));
-  });
-  r.post("/:id/check", async (req, res) => {
-    res.json(await checkCluster(deps, teamOf(res), req.params.id));
-  });
-  return r;
+export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
+  return [
+    {
+      method: "post",
+      path: "/v1/clusters",
+      operationId: "registerCluster",
+      summary: "Register a cluster: nodes, SSH key (sealed at rest, never returned), pinned host keys",
+      tag: "clusters",
+      role: "admin",
+      scope: "team",
+      body: clusterSpecSchema,
+      ok: { status: 201, description: "registered", schema: clusterViewSchema },
+      audit: "cluster.register",
+      handle: ({ req, team }) => registerCluster(deps, team, req.body),
+    },
+    {
+      method: "get",
+      path: "/v1/clusters",
+      operationId: "listClusters",
+      summary: "The team's clusters and those shared with it",
+      tag: "clusters",
+      role: "viewer",
+      scope: "team",
+      ok: { status: 200, description: "clusters", schema: itemsOf(clusterViewSchema) },
+      handle: async ({ team }) => ({ items: await listClusters(deps, team) }),
+    },
+    {
+      method: "get",
+      path: "/v1/clusters/{id}",
+      operationId: "getCluster",
+      summary: "One cluster, by id or name",
+      tag: "clusters",
+      role: "viewer",
+      scope: "team",
+      ok: { status: 200, description: "the cluster", schema: clusterViewSchema },
+      handle: ({ team, params }) => getCluster(deps, team, params.id!),
+    },
+    {
+      method: "post",
+      path: "/v1/clusters/{id}/check",
+      operationId: "checkCluster",
+      summary: "Connect to every node; with trustOnFirstUse, pin the keys of nodes that have none",
+      tag: "clusters",
+      role: "admin",
+      scope: "team",
+      ok: { status: 200, description: "per-node report", schema: objectWith({ nodes: z.array(z.unknown()) }) },
+      audit: "cluster.check",
+      handle: ({ team, params }) => checkCluster(deps, team, params.id!),
+    },
+    {
+      method: "put",
+      path: "/v1/clusters/{id}/sharing",
+      operationId: "shareCluster",
+      summary: "Set the teams an owned cluster is shared with (they may run jobs on it)",
+      tag: "clusters",
+      role: "admin",
+      scope: "team",
+      body: clusterSharingSchema,
+      ok: { status: 200, description: "the cluster", schema: clusterViewSchema },
+      audit: "cluster.share",
+      handle: ({ req, team, params }) => shareCluster(deps, team, params.id!, req.body),
+    },
+  ];
 }

@@ -1,48 +1,153 @@
-import { Router } from "express";
+import { jobSpecSchema } from "@trainyard/common";
+import { z } from "zod";
 import type { ApiDeps } from "../context";
 import { parseIdempotencyKey } from "../http/idempotency";
-import { teamOf } from "../http/locals";
-import { cancelJob, dryRunJob, getJob, listJobs, submitJob } from "../usecases/jobs";
+import type { ApiRoute } from "../http/route-table";
+import { idView, itemsOf, jobRefSchema, jobViewSchema, objectWith, pageOf } from "../http/schemas";
+import { deleteCheckpoint, latestCheckpoint, listCheckpoints } from "../usecases/checkpoints";
+import { cancelJob, dryRunJob, getJob, listJobs, listJobsQuerySchema, submitJob } from "../usecases/jobs";
 import { logsQuerySchema, readJobLogs, resolveLogTarget } from "../usecases/logs";
 import { streamLogs } from "./sse";
 
-export function jobRoutes(deps: ApiDeps): Router {
-  const r = Router();
-  r.post("/", async (req, res) => {
-    const key = parseIdempotencyKey(req.headers["idempotency-key"]);
-    const result = await submitJob(deps, teamOf(res), req.body, key);
-    res.status(result.created ? 202 : 200).json({ id: result.id, status: result.status });
-  });
-  r.post("/dry-run", async (req, res) => {
-    res.json(await dryRunJob(deps, teamOf(res), req.body));
-  });
-  r.get("/", async (req, res) => {
-    res.json(await listJobs(deps, teamOf(res), req.query));
-  });
-  r.get("/:id", async (req, res) => {
-    res.json(await getJob(deps, teamOf(res), req.params.id));
-  });
-  r.post("/:id/cancel", async (req, res) => {
-    res.status(202).json(await cancelJob(deps, teamOf(res), req.params.id));
-  });
-  r.get("/:id/logs", async (req, res) => {
-    const q = logsQuerySchema.parse(req.query);
-    if (q.follow) {
-      const target = await resolveLogTarget(deps, teamOf(res), req.params.id, q.node);
-      await streamLogs(deps, req, res, target, q.from, q.maxBytes);
-      return;
-    }
-    const chunk = await readJobLogs(deps, teamOf(res), req.params.id, q);
-    res
-      .status(200)
-      .set({
-        "Content-Type": "text/plain; charset=utf-8",
-        "Cache-Control": "no-store",
-        "X-Log-Next-Offset": String(chunk.nextOffset),
-        "X-Log-Node": chunk.node,
-        "X-Log-Attempt": chunk.attemptId,
-      })
-      .send(chunk.data);
-  });
-  return r;
+export function jobRoutes(deps: ApiDeps): ApiRoute[] {
+  return [
+    {
+      method: "post",
+      path: "/v1/jobs",
+      operationId: "submitJob",
+      summary: "Submit a job (202; with Idempotency-Key a repeat answers 200 with the first job)",
+      tag: "jobs",
+      role: "member",
+      scope: "team",
+      body: jobSpecSchema,
+      ok: {
+        status: 202,
+        description: "accepted and queued (200: a repeat of an Idempotency-Key)",
+        schema: jobRefSchema,
+        alsoStatus: [200],
+      },
+      audit: "job.submit",
+      async handle({ req, res, team }) {
+        const key = parseIdempotencyKey(req.headers["idempotency-key"]);
+        const result = await submitJob(deps, team, req.body, key);
+        if (!result.created) res.locals.replyStatus = 200;
+        return { id: result.id, status: result.status };
+      },
+    },
+    {
+      method: "post",
+      path: "/v1/jobs/dry-run",
+      operationId: "dryRunJob",
+      summary: "Validate a job and show its per-node launch plan; runs nothing",
+      tag: "jobs",
+      role: "member",
+      scope: "team",
+      body: jobSpecSchema,
+      ok: { status: 200, description: "the plan", schema: objectWith({ valid: z.literal(true), nodes: z.array(z.unknown()) }) },
+      handle: ({ req, team }) => dryRunJob(deps, team, req.body),
+    },
+    {
+      method: "get",
+      path: "/v1/jobs",
+      operationId: "listJobs",
+      summary: "The team's jobs, newest first",
+      tag: "jobs",
+      role: "viewer",
+      scope: "team",
+      query: listJobsQuerySchema,
+      ok: { status: 200, description: "a page of jobs", schema: pageOf(jobViewSchema) },
+      handle: ({ req, team }) => listJobs(deps, team, req.query),
+    },
+    {
+      method: "get",
+      path: "/v1/jobs/{id}",
+      operationId: "getJob",
+      summary: "One job with its attempts, progress and cost",
+      tag: "jobs",
+      role: "viewer",
+      scope: "team",
+      ok: { status: 200, description: "the job", schema: jobViewSchema },
+      handle: ({ team, params }) => getJob(deps, team, params.id!),
+    },
+    {
+      method: "post",
+      path: "/v1/jobs/{id}/cancel",
+      operationId: "cancelJob",
+      summary: "Cancel a job: every rank is stopped (TERM, then KILL) and checked gone",
+      tag: "jobs",
+      role: "member",
+      scope: "team",
+      ok: { status: 202, description: "cancellation under way", schema: jobViewSchema },
+      audit: "job.cancel",
+      handle: ({ team, params }) => cancelJob(deps, team, params.id!),
+    },
+    {
+      method: "get",
+      path: "/v1/jobs/{id}/logs",
+      operationId: "getJobLogs",
+      summary: "A node's log (plain text from a byte offset), or followed as Server-Sent Events",
+      tag: "jobs",
+      role: "viewer",
+      scope: "team",
+      query: logsQuerySchema,
+      ok: { status: 200, description: "log bytes (text/plain) or an event stream", contentType: "text/plain" },
+      async handle({ req, res, team, params }) {
+        const q = logsQuerySchema.parse(req.query);
+        if (q.follow) {
+          const target = await resolveLogTarget(deps, team, params.id!, q.node);
+          await streamLogs(deps, req, res, target, q.from, q.maxBytes);
+          return undefined;
+        }
+        const chunk = await readJobLogs(deps, team, params.id!, q);
+        res
+          .status(200)
+          .set({
+            "Content-Type": "text/plain; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Log-Next-Offset": String(chunk.nextOffset),
+            "X-Log-Node": chunk.node,
+            "X-Log-Attempt": chunk.attemptId,
+          })
+          .send(chunk.data);
+        return undefined;
+      },
+    },
+    {
+      method: "get",
+      path: "/v1/jobs/{id}/checkpoints",
+      operationId: "listCheckpoints",
+      summary: "The job's checkpoints, newest first",
+      tag: "checkpoints",
+      role: "viewer",
+      scope: "team",
+      ok: { status: 200, description: "checkpoints", schema: itemsOf(idView) },
+      handle: ({ team, params }) => listCheckpoints(deps, team, params.id!),
+    },
+    {
+      method: "get",
+      path: "/v1/jobs/{id}/checkpoints/latest",
+      operationId: "latestCheckpoint",
+      summary: "The latest complete checkpoint (the one a retry resumes from)",
+      tag: "checkpoints",
+      role: "viewer",
+      scope: "team",
+      ok: { status: 200, description: "the checkpoint", schema: idView },
+      handle: ({ team, params }) => latestCheckpoint(deps, team, params.id!),
+    },
+    {
+      method: "delete",
+      path: "/v1/jobs/{id}/checkpoints/{cid}",
+      operationId: "deleteCheckpoint",
+      summary: "Delete a checkpoint (two-phase); the latest resumable one is refused with 409",
+      tag: "checkpoints",
+      role: "member",
+      scope: "team",
+      ok: { status: 204, description: "deleted" },
+      audit: "checkpoint.delete",
+      async handle({ team, params }) {
+        await deleteCheckpoint(deps, team, params.id!, params.cid!);
+        return null;
+      },
+    },
+  ];
 }

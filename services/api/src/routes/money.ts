@@ -1,49 +1,108 @@
-import { Router } from "express";
+import { budgetInputSchema, rateCardInputSchema } from "@trainyard/common";
+import { z } from "zod";
 import type { ApiDeps } from "../context";
-import { teamOf } from "../http/locals";
+import type { ApiRoute } from "../http/route-table";
+import { idView, itemsOf, objectWith } from "../http/schemas";
 import { createBudget, deleteBudget, getBudget, listBudgets, updateBudget } from "../usecases/budgets";
-import { costReport } from "../usecases/costs";
+import { costReport, costsQuerySchema } from "../usecases/costs";
 import { getPricing, putPricing } from "../usecases/pricing";
 
-/** GET/PUT /v1/pricing (admin): the effective-dated rate card. */
-export function pricingRoutes(deps: ApiDeps): Router {
-  const r = Router();
-  r.get("/", async (_req, res) => {
-    res.json(await getPricing(deps));
-  });
-  r.put("/", async (req, res) => {
-    res.json(await putPricing(deps, teamOf(res), req.body));
-  });
-  return r;
-}
-
-/** GET /v1/costs?groupBy=team|project|job&from=&to= */
-export function costRoutes(deps: ApiDeps): Router {
-  const r = Router();
-  r.get("/", async (req, res) => {
-    res.json(await costReport(deps, teamOf(res), req.query));
-  });
-  return r;
-}
-
-/** /v1/budgets CRUD. */
-export function budgetRoutes(deps: ApiDeps): Router {
-  const r = Router();
-  r.post("/", async (req, res) => {
-    res.status(201).json(await createBudget(deps, teamOf(res), req.body));
-  });
-  r.get("/", async (_req, res) => {
-    res.json({ items: await listBudgets(deps, teamOf(res)) });
-  });
-  r.get("/:id", async (req, res) => {
-    res.json(await getBudget(deps, teamOf(res), req.params.id));
-  });
-  r.put("/:id", async (req, res) => {
-    res.json(await updateBudget(deps, teamOf(res), req.params.id, req.body));
-  });
-  r.delete("/:id", async (req, res) => {
-    await deleteBudget(deps, teamOf(res), req.params.id);
-    res.status(204).end();
-  });
-  return r;
+export function moneyRoutes(deps: ApiDeps): ApiRoute[] {
+  const budget = { tag: "budgets", scope: "team" } as const;
+  return [
+    {
+      method: "get",
+      path: "/v1/pricing",
+      operationId: "getPricing",
+      summary: "The effective-dated rate card: current, scheduled and every version",
+      tag: "pricing",
+      role: "admin",
+      scope: "platform",
+      ok: { status: 200, description: "rate cards", schema: objectWith({ versions: z.array(z.unknown()) }) },
+      handle: () => getPricing(deps),
+    },
+    {
+      method: "put",
+      path: "/v1/pricing",
+      operationId: "putPricing",
+      summary: "Add a rate card version, effective from a date (earlier usage keeps its price)",
+      tag: "pricing",
+      role: "admin",
+      scope: "platform",
+      body: rateCardInputSchema,
+      ok: { status: 200, description: "the new version", schema: idView },
+      audit: "pricing.update",
+      handle: ({ req, team }) => putPricing(deps, team, req.body),
+    },
+    {
+      method: "get",
+      path: "/v1/costs",
+      operationId: "costReport",
+      summary: "Spend in a period grouped by team, project or job, from stored data",
+      tag: "costs",
+      role: "viewer",
+      scope: "team",
+      query: costsQuerySchema,
+      ok: { status: 200, description: "cost groups", schema: objectWith({ totalUsd: z.number(), items: z.array(z.unknown()) }) },
+      handle: ({ req, team }) => costReport(deps, team, req.query),
+    },
+    {
+      ...budget,
+      method: "post",
+      path: "/v1/budgets",
+      operationId: "createBudget",
+      summary: "Create a budget for the team, a project or one job (alert or stop at the limit)",
+      role: "admin",
+      body: budgetInputSchema,
+      ok: { status: 201, description: "created", schema: idView },
+      audit: "budget.create",
+      handle: ({ req, team }) => createBudget(deps, team, req.body),
+    },
+    {
+      ...budget,
+      method: "get",
+      path: "/v1/budgets",
+      operationId: "listBudgets",
+      summary: "The team's budgets with their current spend",
+      role: "viewer",
+      ok: { status: 200, description: "budgets", schema: itemsOf(idView) },
+      handle: async ({ team }) => ({ items: await listBudgets(deps, team) }),
+    },
+    {
+      ...budget,
+      method: "get",
+      path: "/v1/budgets/{id}",
+      operationId: "getBudget",
+      summary: "One budget with its current spend",
+      role: "viewer",
+      ok: { status: 200, description: "the budget", schema: idView },
+      handle: ({ team, params }) => getBudget(deps, team, params.id!),
+    },
+    {
+      ...budget,
+      method: "put",
+      path: "/v1/budgets/{id}",
+      operationId: "updateBudget",
+      summary: "Replace a budget (thresholds alert afresh)",
+      role: "admin",
+      body: budgetInputSchema,
+      ok: { status: 200, description: "the budget", schema: idView },
+      audit: "budget.update",
+      handle: ({ req, team, params }) => updateBudget(deps, team, params.id!, req.body),
+    },
+    {
+      ...budget,
+      method: "delete",
+      path: "/v1/budgets/{id}",
+      operationId: "deleteBudget",
+      summary: "Delete a budget",
+      role: "admin",
+      ok: { status: 204, description: "deleted" },
+      audit: "budget.delete",
+      async handle({ team, params }) {
+        await deleteBudget(deps, team, params.id!);
+        return null;
+      },
+    },
+  ];
 }

@@ -1,20 +1,53 @@
-import { Router } from "express";
 import type { ApiDeps } from "../context";
-import { teamOf } from "../http/locals";
-import { deleteStorageCredentials, listStorageCredentials, registerStorageCredentials } from "../usecases/storage";
+import type { ApiRoute } from "../http/route-table";
+import { itemsOf, namedView } from "../http/schemas";
+import {
+  deleteStorageCredentials,
+  listStorageCredentials,
+  registerStorageCredentials,
+  storageCredentialBodySchema,
+} from "../usecases/storage";
 
-/** Mounted at /v1/storage-credentials. */
-export function storageRoutes(deps: ApiDeps): Router {
-  const r = Router();
-  r.post("/", async (req, res) => {
-    res.status(201).json(await registerStorageCredentials(deps, teamOf(res), req.body));
-  });
-  r.get("/", async (_req, res) => {
-    res.json(await listStorageCredentials(deps, teamOf(res)));
-  });
-  r.delete("/:name", async (req, res) => {
-    await deleteStorageCredentials(deps, teamOf(res), req.params.name);
-    res.status(204).end();
-  });
-  return r;
+export function storageRoutes(deps: ApiDeps): ApiRoute[] {
+  return [
+    {
+      method: "post",
+      path: "/v1/storage-credentials",
+      operationId: "registerStorageCredentials",
+      summary: "Store object-store credentials (S3, Azure, GCS) for checkpoints; sealed, never returned",
+      tag: "checkpoints",
+      role: "admin",
+      scope: "team",
+      body: storageCredentialBodySchema,
+      ok: { status: 201, description: "stored", schema: namedView },
+      audit: "storage-credential.create",
+      handle: ({ req, team }) => registerStorageCredentials(deps, team, req.body),
+    },
+    {
+      method: "get",
+      path: "/v1/storage-credentials",
+      operationId: "listStorageCredentials",
+      summary: "The team's storage credentials (names and kinds only)",
+      tag: "checkpoints",
+      role: "viewer",
+      scope: "team",
+      ok: { status: 200, description: "credentials", schema: itemsOf(namedView) },
+      handle: ({ team }) => listStorageCredentials(deps, team),
+    },
+    {
+      method: "delete",
+      path: "/v1/storage-credentials/{name}",
+      operationId: "deleteStorageCredentials",
+      summary: "Delete storage credentials",
+      tag: "checkpoints",
+      role: "admin",
+      scope: "team",
+      ok: { status: 204, description: "deleted" },
+      audit: "storage-credential.delete",
+      async handle({ team, params }) {
+        await deleteStorageCredentials(deps, team, params.name!);
+        return null;
+      },
+    },
+  ];
 }

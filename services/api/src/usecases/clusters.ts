@@ -1,4 +1,4 @@
-import { type ClusterView, clusterSpecSchema } from "@trainyard/common";
+import { badRequest, type ClusterView, clusterSharingSchema, clusterSpecSchema } from "@trainyard/common";
 import type { NodeCheck } from "@trainyard/core";
 import { clusterView } from "@trainyard/db";
 import type { ApiDeps } from "../context";
@@ -9,6 +9,8 @@ import type { ApiDeps } from "../context";
  */
 export async function registerCluster(deps: ApiDeps, team: string, body: unknown): Promise<ClusterView> {
   const spec = clusterSpecSchema.parse(body);
+  await assertTeamsExist(deps, spec.sharedWith);
+  spec.sharedWith = [...new Set(spec.sharedWith.filter((t) => t !== team))].sort();
   const { privateKey, passphrase } = spec.ssh;
   const credentialId = await deps.repos.credentials.createSsh(team, {
     privateKey,
@@ -26,11 +28,26 @@ export async function registerCluster(deps: ApiDeps, team: string, body: unknown
 }
 
 export async function listClusters(deps: ApiDeps, team: string): Promise<ClusterView[]> {
-  return (await deps.repos.clusters.list(team)).map(clusterView);
+  return (await deps.repos.clusters.list(team)).map((c) => clusterView(c, team));
 }
 
 export async function getCluster(deps: ApiDeps, team: string, idOrName: string): Promise<ClusterView> {
-  return clusterView(await deps.repos.clusters.getForTeam(team, idOrName));
+  return clusterView(await deps.repos.clusters.getForTeam(team, idOrName), team);
+}
+
+/** Replace whom an owned cluster is shared with; every named team must exist. */
+export async function shareCluster(deps: ApiDeps, team: string, idOrName: string, body: unknown): Promise<ClusterView> {
+  const { teams } = clusterSharingSchema.parse(body);
+  const cluster = await deps.repos.clusters.getOwned(team, idOrName);
+  await assertTeamsExist(deps, teams);
+  const wanted = [...new Set(teams.filter((t) => t !== team))].sort();
+  return clusterView(await deps.repos.clusters.setSharing(cluster._id, wanted), team);
+}
+
+async function assertTeamsExist(deps: ApiDeps, teams: string[]): Promise<void> {
+  for (const t of new Set(teams)) {
+    if (!(await deps.repos.teams.byName(t))) throw badRequest(`sharedWith: no team named '${t}'`);
+  }
 }
 
 export interface NodeCheckReport extends NodeCheck {
@@ -46,7 +63,8 @@ export interface NodeCheckReport extends NodeCheck {
  * (and alerted), never re-pinned.
  */
 export async function checkCluster(deps: ApiDeps, team: string, idOrName: string): Promise<{ nodes: NodeCheckReport[] }> {
-  const cluster = await deps.repos.clusters.getForTeam(team, idOrName);
+  // Only the owner pins keys: a team the cluster is shared with may use it, not change it.
+  const cluster = await deps.repos.clusters.getOwned(team, idOrName);
   const pins = cluster.ssh.hostKeys ?? {};
   const results: NodeCheckReport[] = await Promise.all(
     cluster.nodes.map(async (n): Promise<NodeCheckReport> => {

@@ -1,13 +1,16 @@
 import { randomBytes } from "node:crypto";
 import type { JobStatus } from "@trainyard/common";
 import {
+  hasQuota,
   NodeProvisionError,
   offerQueuedJobs,
   provisionInterNodeSsh,
+  quotaBlock,
   releaseAndOffer,
   restoreCheckpoint,
   revokeInterNodeSsh,
   sweepPendingSshKeys,
+  teamUsage,
 } from "@trainyard/core";
 import type { AllocationDoc, AttemptDoc, CheckpointDoc, ClusterDoc, JobDoc } from "@trainyard/db";
 import { allocate, type LaunchPlan, planJob, portsPerNode } from "@trainyard/frameworks";
@@ -47,6 +50,41 @@ export async function launchJob(deps: LauncherDeps, jobId: string): Promise<void
     // After a failure, keep off the node that failed when the cluster has a spare.
     avoidNodes: job.attempts.flatMap((a) => (a.failedNode ? [a.failedNode] : [])),
   };
+  // With a team quota, counting the team's running jobs and claiming this one is one decision.
+  const quota = await repos.teams.quotaOf(job.team);
+  const admitted = hasQuota(quota)
+    ? await repos.jobs.withTeamAdmission(job.team, async () => {
+        const block = quotaBlock(quota, await teamUsage(repos, job.team, jobId), request.nodes * request.gpusPerNode);
+        if (!block) return reserveAndClaim(deps, job, cluster, request);
+        await repos.jobs.setWaitingReason(job._id, block);
+        return undefined;
+      })
+    : await reserveAndClaim(deps, job, cluster, request);
+  if (!admitted) return;
+  const { claimed, allocation, attempt, checkpoints } = admitted;
+  const resumeFrom = await resumePoint(deps, claimed, cluster, attempt.nodes[0]!.name, checkpoints);
+  logger.info({ jobId, attemptId: attempt.id, nodes: attempt.nodes.map((n) => n.name), resumeFrom }, "launching attempt");
+  await startAttempt(deps, claimed, cluster, allocation, resumeFrom);
+}
+
+type GangRequest = Parameters<typeof allocate>[0];
+
+/**
+ * Reserve the gang on the cluster and claim the job for a new attempt (QUEUED/RETRYING ->
+ * LAUNCHING). Undefined when it has to wait (the reason is on the job), failed, or another
+ * launcher got it.
+ */
+async function reserveAndClaim(
+  deps: LauncherDeps,
+  job: JobDoc,
+  cluster: ClusterDoc,
+  request: GangRequest,
+): Promise<
+  { claimed: JobDoc; allocation: Omit<AllocationDoc, "at">; attempt: AttemptDoc; checkpoints: CheckpointDoc[] } | undefined
+> {
+  const { repos, logger } = deps;
+  const jobId = job._id.toString();
+  const attemptNumber = job.attempts.length + 1;
   const decision = await repos.clusters.reserve(cluster._id, jobId, (c) => {
     const res = allocate(request, { nodes: c.nodes, ports: c.ports }, c.allocations);
     return res.ok ? { ok: true, allocation: res.allocation } : res;
@@ -69,10 +107,10 @@ export async function launchJob(deps: LauncherDeps, jobId: string): Promise<void
         },
       });
       logger.warn({ jobId, reason }, "retry impossible");
-      return;
+      return undefined;
     }
     await repos.jobs.setWaitingReason(job._id, `waiting for capacity: ${decision.reason}`);
-    return;
+    return undefined;
   }
   const checkpoints = attemptNumber > 1 ? await repos.checkpoints.listComplete(job._id) : [];
   const allocation = headOnCheckpointNode(decision.allocation, checkpoints[0]?.node);
@@ -99,11 +137,9 @@ export async function launchJob(deps: LauncherDeps, jobId: string): Promise<void
     if (!now || now.currentAttemptId !== allocation.attemptId) {
       if (now && !["LAUNCHING", "RUNNING"].includes(now.status)) await releaseAndOffer(repos, deps.bus, cluster._id, jobId);
     }
-    return;
+    return undefined;
   }
-  const resumeFrom = await resumePoint(deps, claimed, cluster, attempt.nodes[0]!.name, checkpoints);
-  logger.info({ jobId, attemptId: attempt.id, nodes: attempt.nodes.map((n) => n.name), resumeFrom }, "launching attempt");
-  await startAttempt(deps, claimed, cluster, allocation, resumeFrom);
+  return { claimed, allocation, attempt, checkpoints };
 }
 
 /**

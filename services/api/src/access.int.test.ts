@@ -1,0 +1,505 @@
+import { randomBytes } from "node:crypto";
+import { apiConfigShape, createLogger, loadConfig } from "@trainyard/common";
+import { connectMongo } from "@trainyard/db";
+import { clientPrivateKey, type Infra, loadInfra } from "@trainyard/testkit";
+import { Types } from "mongoose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ApiConfig, type ApiRoute, apiRoutes, startApi } from "./app";
+import { expressPath, pathParams } from "./http/route-table";
+
+// biome-ignore lint/suspicious/noExplicitAny: JSON bodies of the API under test
+type Json = any;
+
+const suffix = randomBytes(4).toString("hex");
+const BOOTSTRAP = `bootstrap-${randomBytes(16).toString("hex")}`;
+
+let infra: Infra;
+let config: ApiConfig;
+let api: Awaited<ReturnType<typeof startApi>>;
+
+async function call(
+  token: string | null,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Json; text: string; headers: Headers }> {
+  const h: Record<string, string> = { ...headers };
+  if (token !== null) h.authorization = `Bearer ${token}`;
+  if (body !== undefined) h["content-type"] ??= "application/json";
+  const res = await fetch(`${api.url}${path}`, {
+    method,
+    headers: h,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  let json: Json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, text, headers: res.headers };
+}
+
+function clusterSpec(name: string, over: Record<string, unknown> = {}) {
+  return {
+    name,
+    nodes: infra.nodes
+      .slice(0, 2)
+      .map((n) => ({ name: n.name, host: n.host, port: n.port, user: n.user, gpus: 2, workRoot: n.workRoot })),
+    env: infra.nodeEnv,
+    ssh: {
+      privateKey: clientPrivateKey(infra),
+      hostKeys: Object.fromEntries(infra.nodes.slice(0, 2).map((n) => [n.name, n.hostKeyFingerprint])),
+    },
+    ...over,
+  };
+}
+const jobSpec = (cluster: string, name = "j1") => ({
+  name,
+  framework: "pytorch",
+  cluster,
+  resources: { nodes: 1, gpusPerNode: 1 },
+  command: ["python3", "-c", "print(1)"],
+});
+const budgetSpec = (name: string) => ({ name, scope: { type: "team" }, limitUsd: 10 });
+const channelSpec = (name: string) => ({ type: "webhook", name, url: "http://127.0.0.1:9/hook", events: ["job.failed"] });
+
+interface Team {
+  name: string;
+  admin: string;
+  member: string;
+  viewer: string;
+}
+
+async function makeTeam(name: string): Promise<Team> {
+  const created = await call(BOOTSTRAP, "POST", "/v1/teams", { name });
+  expect(created.status, created.text).toBe(201);
+  const key = async (role: string) => {
+    const res = await call(BOOTSTRAP, "POST", `/v1/teams/${name}/keys`, { name: `${role}-key`, role });
+    expect(res.status, res.text).toBe(201);
+    return res.json.key as string;
+  };
+  return { name, admin: await key("admin"), member: await key("member"), viewer: await key("viewer") };
+}
+
+const SECRET_KEY = randomBytes(32).toString("base64");
+function configEnv(): Record<string, string> {
+  return {
+    REDIS_URL: infra.redisUrl,
+    MONGO_URL: infra.mongoUrl,
+    MONGO_DB: `ty_access_${suffix}`,
+    TRAINYARD_QUEUE_PREFIX: `tyaccess-${suffix}`,
+    TRAINYARD_SECRET_KEY: SECRET_KEY,
+    API_ADMIN_TOKEN: BOOTSTRAP,
+    ALERT_ALLOWED_HOSTS: "127.0.0.1",
+    PORT: "0",
+    HOST: "127.0.0.1",
+  };
+}
+
+let a: Team;
+let b: Team;
+/** Team B's objects, by the path parameters that name them. */
+const bObjects: Record<string, string> = {};
+
+beforeAll(async () => {
+  infra = loadInfra();
+  config = loadConfig(apiConfigShape, configEnv());
+  api = await startApi(config, createLogger("api", "silent"), { logPollMs: 50 });
+  a = await makeTeam(`team-a-${suffix}`);
+  b = await makeTeam(`team-b-${suffix}`);
+
+  // Team B's objects, one of every kind a route can name.
+  const cluster = await call(b.admin, "POST", "/v1/clusters", clusterSpec("c-b"));
+  expect(cluster.status, cluster.text).toBe(201);
+  bObjects.clusterId = cluster.json.id;
+  const job = await call(b.member, "POST", "/v1/jobs", jobSpec("c-b"));
+  expect(job.status, job.text).toBe(202);
+  bObjects.jobId = job.json.id;
+  const budget = await call(b.admin, "POST", "/v1/budgets", budgetSpec("b-budget"));
+  expect(budget.status, budget.text).toBe(201);
+  bObjects.budgetId = budget.json.id;
+  const channel = await call(b.admin, "POST", "/v1/alert-channels", channelSpec("b-hook"));
+  expect(channel.status, channel.text).toBe(201);
+  bObjects.channelId = channel.json.id;
+  const storage = await call(b.admin, "POST", "/v1/storage-credentials", {
+    name: "b-store",
+    credentials: {
+      backend: "s3",
+      bucket: "b-bucket",
+      endpoint: "http://127.0.0.1:9",
+      accessKeyId: "AKIAB",
+      secretAccessKey: "b-secret-value",
+    },
+  });
+  expect(storage.status, storage.text).toBe(201);
+  bObjects.storageName = "b-store";
+}, 60_000);
+
+afterAll(async () => {
+  await api?.close();
+  const conn = await connectMongo(config.MONGO_URL, config.MONGO_DB);
+  await conn.dropDatabase();
+  await conn.close();
+});
+
+describe("API keys", () => {
+  it("are shown once, stored only as a hash, listed without the secret", async () => {
+    const issued = await call(BOOTSTRAP, "POST", `/v1/teams/${a.name}/keys`, { name: "once", role: "viewer" });
+    expect(issued.json.key).toMatch(/^tyk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/);
+    expect(issued.json.key.startsWith(issued.json.prefix)).toBe(true);
+    const list = await call(BOOTSTRAP, "GET", `/v1/teams/${a.name}/keys`);
+    expect(list.json.items.map((k: Json) => k.id)).toContain(issued.json.id);
+    expect(list.text).not.toContain(issued.json.key.slice(17));
+    const conn = await connectMongo(config.MONGO_URL, config.MONGO_DB);
+    try {
+      const raw = JSON.stringify(await conn.db!.collection("api_keys").find({}).toArray());
+      expect(raw).not.toContain(issued.json.key.slice(17));
+    } finally {
+      await conn.close();
+    }
+    const me = await call(issued.json.key, "GET", "/v1/me");
+    expect(me.json).toMatchObject({ team: a.name, role: "viewer", keyId: issued.json.id });
+  });
+
+  it("401 for revoked, expired, malformed, unknown and missing keys", async () => {
+    const issued = await call(BOOTSTRAP, "POST", `/v1/teams/${a.name}/keys`, { name: "short", role: "member" });
+    expect((await call(issued.json.key, "GET", "/v1/jobs")).status).toBe(200);
+    expect((await call(BOOTSTRAP, "DELETE", `/v1/teams/${a.name}/keys/${issued.json.id}`)).status).toBe(204);
+    const revoked = await call(issued.json.key, "GET", "/v1/jobs");
+    expect([revoked.status, revoked.json.error.message]).toEqual([401, "API key revoked"]);
+
+    const brief = await call(BOOTSTRAP, "POST", `/v1/teams/${a.name}/keys`, {
+      name: "brief",
+      role: "member",
+      expiresInDays: 0.00002,
+    });
+    expect(brief.status).toBe(201);
+    await new Promise((r) => setTimeout(r, 2500));
+    const expired = await call(brief.json.key, "GET", "/v1/jobs");
+    expect([expired.status, expired.json.error.message]).toEqual([401, "API key expired"]);
+
+    for (const [token, message] of [
+      [null, /missing bearer token/],
+      ["not-a-key", /malformed API key/],
+      [`tyk_000000000000_${"A".repeat(43)}`, /invalid API key/],
+      [`${a.member.slice(0, -1)}${a.member.endsWith("x") ? "y" : "x"}`, /invalid API key/],
+    ] as const) {
+      const res = await call(token, "GET", "/v1/jobs");
+      expect(res.status, String(token)).toBe(401);
+      expect(res.json.error.message).toMatch(message);
+      expect(res.text).not.toContain('"items"');
+    }
+  });
+
+  it("refuses bad key requests with 400/404, never 5xx", async () => {
+    expect((await call(BOOTSTRAP, "POST", `/v1/teams/${a.name}/keys`, { name: "x", role: "root" })).status).toBe(400);
+    expect(
+      (await call(BOOTSTRAP, "POST", `/v1/teams/${a.name}/keys`, { name: "x", role: "admin", expiresInDays: -1 })).status,
+    ).toBe(400);
+    expect((await call(BOOTSTRAP, "POST", "/v1/teams/no-such-team/keys", { name: "x", role: "admin" })).status).toBe(404);
+    expect((await call(BOOTSTRAP, "DELETE", `/v1/teams/${a.name}/keys/ffffffffffff`)).status).toBe(404);
+    // A's key id, revoked through team B's path: 404 and the key keeps working.
+    const me = await call(a.viewer, "GET", "/v1/me");
+    expect((await call(BOOTSTRAP, "DELETE", `/v1/teams/${b.name}/keys/${me.json.keyId}`)).status).toBe(404);
+    expect((await call(a.viewer, "GET", "/v1/me")).status).toBe(200);
+    expect((await call(BOOTSTRAP, "POST", "/v1/teams", { name: a.name })).status).toBe(409);
+  });
+});
+
+describe("roles", () => {
+  it("viewer reads only; member runs jobs; admin changes the team's setup and the platform", async () => {
+    const cluster = await call(a.admin, "POST", "/v1/clusters", clusterSpec("c-a"));
+    expect(cluster.status, cluster.text).toBe(201);
+    expect((await call(a.viewer, "GET", "/v1/clusters/c-a")).status).toBe(200);
+    const viewerSubmit = await call(a.viewer, "POST", "/v1/jobs", jobSpec("c-a"));
+    expect(viewerSubmit.status).toBe(403);
+    expect(viewerSubmit.json.error.message).toMatch(/needs the 'member' role/);
+    const job = await call(a.member, "POST", "/v1/jobs", jobSpec("c-a", "by-member"));
+    expect(job.status).toBe(202);
+    expect((await call(a.viewer, "POST", `/v1/jobs/${job.json.id}/cancel`)).status).toBe(403);
+    expect((await call(a.member, "POST", `/v1/jobs/${job.json.id}/cancel`)).status).toBe(202);
+    for (const [method, path, body] of [
+      ["POST", "/v1/budgets", budgetSpec("m")],
+      ["POST", "/v1/alert-channels", channelSpec("m")],
+      ["POST", "/v1/clusters", clusterSpec("c-m")],
+      ["GET", "/v1/pricing", undefined],
+      ["GET", "/v1/teams", undefined],
+      ["GET", "/v1/audit", undefined],
+      ["GET", "/admin/queues", undefined],
+    ] as const) {
+      expect((await call(a.member, method, path, body)).status, `${method} ${path}`).toBe(403);
+    }
+    expect((await call(a.member, "GET", "/v1/budgets")).status).toBe(200);
+    expect((await call(a.admin, "GET", "/v1/pricing")).status).toBe(200);
+    expect((await call(a.admin, "GET", "/admin/queues")).status).toBe(200);
+  });
+
+  it("fields a caller may not set are rejected, never stored", async () => {
+    for (const extra of [{ team: b.name }, { status: "SUCCEEDED" }, { cost: { usd: 0 } }, { attempts: [] }]) {
+      const res = await call(a.member, "POST", "/v1/jobs", { ...jobSpec("c-a", "sneaky"), ...extra });
+      expect(res.status, JSON.stringify(extra)).toBe(400);
+      expect(res.json.error.message).toMatch(/Unrecognized key/);
+    }
+    const res = await call(a.admin, "POST", "/v1/clusters", { ...clusterSpec("c-sneaky"), team: b.name });
+    expect(res.status).toBe(400);
+  });
+});
+
+describe("tenant isolation", () => {
+  /** The objects each team-scoped path parameter names, for team B. */
+  function bParams(route: ApiRoute): Record<string, string> | undefined {
+    const p = route.path;
+    if (p.startsWith("/v1/jobs/{id}/checkpoints/{cid}")) return { id: bObjects.jobId!, cid: new Types.ObjectId().toString() };
+    if (p.startsWith("/v1/jobs/{id}")) return { id: bObjects.jobId! };
+    if (p.startsWith("/v1/clusters/{id}")) return { id: bObjects.clusterId! };
+    if (p.startsWith("/v1/budgets/{id}")) return { id: bObjects.budgetId! };
+    if (p.startsWith("/v1/alert-channels/{id}")) return { id: bObjects.channelId! };
+    if (p.startsWith("/v1/storage-credentials/{name}")) return { name: bObjects.storageName! };
+    return undefined;
+  }
+  /** A body that passes validation, so the answer is about ownership, not input. */
+  const validBodies: Record<string, unknown> = {
+    updateBudget: budgetSpec("renamed"),
+    updateAlertChannel: channelSpec("renamed"),
+    shareCluster: { teams: [] },
+  };
+
+  const routes = apiRoutes({} as never);
+  const teamRoutesWithParams = routes.filter((r) => r.scope === "team" && pathParams(r.path).length > 0);
+
+  it("the route table is what the server answers (nothing mounted outside it)", async () => {
+    expect(teamRoutesWithParams.length).toBeGreaterThanOrEqual(14);
+    for (const r of routes) expect(expressPath(r.path)).not.toContain("{");
+    const doc = (await call(null, "GET", "/openapi.json")).json;
+    const documented = Object.entries(doc.paths as Record<string, object>).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m} ${path}`),
+    );
+    expect(documented.sort()).toEqual(routes.map((r) => `${r.method} ${r.path}`).sort());
+  });
+
+  it.each(teamRoutesWithParams.map((r) => [`${r.method.toUpperCase()} ${r.path}`, r] as const))(
+    "team A's keys get 404 and no data from %s with team B's objects",
+    async (_name, route) => {
+      const params = bParams(route);
+      expect(params, `no team-B fixture for ${route.path}: add one so the route is covered`).toBeDefined();
+      const path = route.path.replace(/\{([A-Za-z0-9_]+)\}/g, (_m, k: string) => encodeURIComponent(params![k]!));
+      for (const key of [a.admin, a.member, a.viewer]) {
+        const res = await call(
+          key,
+          route.method.toUpperCase(),
+          path,
+          validBodies[route.operationId] ?? (route.body ? {} : undefined),
+        );
+        // A role below the route's gets its 403 before any lookup; every other answer is a 404.
+        const expected = key === a.admin || (key === a.member && route.role !== "admin") || route.role === "viewer" ? 404 : 403;
+        expect(res.status, `${route.method} ${path}: ${res.text}`).toBe(expected);
+        // Nothing but an error message: no field of B's object, not even its team's name.
+        expect(Object.keys(res.json)).toEqual(["error"]);
+        expect(Object.keys(res.json.error)).toEqual(["message"]);
+        if (expected === 404) expect(res.json.error.message).toMatch(/not found/);
+        expect(res.text).not.toContain(b.name);
+      }
+    },
+  );
+
+  it("lists never show another team's objects; jobs cannot target another team's cluster", async () => {
+    for (const route of routes.filter((r) => r.scope === "team" && r.method === "get" && pathParams(r.path).length === 0)) {
+      const res = await call(a.admin, "GET", route.path);
+      expect(res.status, route.path).toBe(200);
+      for (const v of Object.values(bObjects)) expect(res.text, route.path).not.toContain(v);
+    }
+    // ...while team B reaches its own objects by the same paths.
+    for (const path of [
+      `/v1/jobs/${bObjects.jobId}`,
+      `/v1/clusters/${bObjects.clusterId}`,
+      `/v1/budgets/${bObjects.budgetId}`,
+      `/v1/alert-channels/${bObjects.channelId}`,
+    ]) {
+      expect((await call(b.viewer, "GET", path)).status, path).toBe(200);
+    }
+    const res = await call(a.member, "POST", "/v1/jobs", jobSpec(bObjects.clusterId!));
+    expect(res.status).toBe(400);
+    expect(res.json.error.message).toMatch(/cluster .* not found/);
+  });
+
+  it("a cluster shared with a team is visible and usable by it, changeable only by its owner", async () => {
+    const shared = await call(b.admin, "POST", "/v1/clusters", clusterSpec("c-shared", { sharedWith: [a.name] }));
+    expect(shared.status, shared.text).toBe(201);
+    expect(shared.json.sharedWith).toEqual([a.name]);
+    const seen = await call(a.viewer, "GET", `/v1/clusters/${shared.json.id}`);
+    expect(seen.status).toBe(200);
+    expect(seen.json.team).toBe(b.name);
+    expect(seen.json.sharedWith).toBeUndefined();
+    const job = await call(a.member, "POST", "/v1/jobs", jobSpec("c-shared", "on-shared"));
+    expect(job.status, job.text).toBe(202);
+    expect((await call(b.viewer, "GET", `/v1/jobs/${job.json.id}`)).status).toBe(404);
+    expect((await call(a.admin, "POST", `/v1/clusters/${shared.json.id}/check`)).status).toBe(403);
+    expect((await call(a.admin, "PUT", `/v1/clusters/${shared.json.id}/sharing`, { teams: [] })).status).toBe(403);
+    // Unshared: gone for A again.
+    expect((await call(b.admin, "PUT", `/v1/clusters/${shared.json.id}/sharing`, { teams: [] })).status).toBe(200);
+    expect((await call(a.viewer, "GET", `/v1/clusters/${shared.json.id}`)).status).toBe(404);
+    expect((await call(b.admin, "PUT", `/v1/clusters/${shared.json.id}/sharing`, { teams: ["no-such-team"] })).status).toBe(400);
+  });
+});
+
+describe("audit log", () => {
+  it("records who submitted, cancelled and changed budgets, channels and keys; admins only", async () => {
+    const job = await call(a.member, "POST", "/v1/jobs", jobSpec("c-a", "audited"));
+    await call(a.member, "POST", `/v1/jobs/${job.json.id}/cancel`);
+    const budget = await call(a.admin, "POST", "/v1/budgets", budgetSpec("audited"));
+    await call(a.admin, "DELETE", `/v1/budgets/${budget.json.id}`);
+    const res = await call(BOOTSTRAP, "GET", `/v1/audit?team=${a.name}&limit=500`);
+    expect(res.status).toBe(200);
+    const events = res.json.items as Json[];
+    const find = (action: string, target: string) => events.find((e) => e.action === action && e.target === target);
+    expect(find("job.submit", job.json.id)).toMatchObject({
+      team: a.name,
+      actor: { team: a.name, role: "member", keyName: "member-key" },
+    });
+    expect(find("job.cancel", job.json.id)?.request).toEqual({ method: "POST", path: `/v1/jobs/${job.json.id}/cancel` });
+    expect(find("budget.create", budget.json.id)).toBeDefined();
+    expect(find("budget.delete", budget.json.id)).toBeDefined();
+    expect(events.filter((e) => e.action === "key.issue").length).toBeGreaterThanOrEqual(3);
+    expect(events.some((e) => e.action === "key.revoke")).toBe(true);
+    expect(res.text).not.toMatch(/tyk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}/);
+    // Refused changes are not events.
+    expect(events.some((e) => e.action === "budget.create" && e.actor.role === "member")).toBe(false);
+    expect((await call(BOOTSTRAP, "GET", "/v1/audit?action=nope")).status).toBe(400);
+  });
+});
+
+describe("the published contract", () => {
+  it("serves OpenAPI 3.1 and a reference page without a key", async () => {
+    const doc = await call(null, "GET", "/openapi.json");
+    expect(doc.status).toBe(200);
+    expect(doc.json.openapi).toBe("3.1.0");
+    expect(doc.json.paths["/v1/jobs"].post.requestBody.content["application/json"].schema.properties.resources).toBeDefined();
+    expect(doc.json.components.securitySchemes.bearerAuth).toEqual(expect.objectContaining({ type: "http", scheme: "bearer" }));
+    const page = await call(null, "GET", "/docs");
+    expect(page.status).toBe(200);
+    expect(page.text).toContain("swagger-ui-bundle.js");
+    const asset = await fetch(`${api.url}/docs/assets/swagger-ui-bundle.js`);
+    expect(asset.status).toBe(200);
+    expect((await asset.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
+  });
+});
+
+describe("hostile input", () => {
+  const noStack = (text: string) => expect(text).not.toMatch(/\n\s+at .+\(.+:\d+:\d+\)|node_modules/);
+
+  it("10 MB bodies get 413 before they are read, and memory stays flat", async () => {
+    const big = `{"name":"x","pad":"${"a".repeat(10 * 1024 * 1024)}"}`;
+    const send = () =>
+      fetch(`${api.url}/v1/budgets`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${a.admin}`, "content-type": "application/json" },
+        body: big,
+      });
+    const first = await send();
+    expect(first.status).toBe(413);
+    expect(await first.json()).toEqual({ error: { message: expect.stringMatching(/larger than the limit/) } });
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    for (let i = 0; i < 20; i++) expect((await send()).status).toBe(413);
+    global.gc?.();
+    const grownMb = (process.memoryUsage().rss - before) / 1024 / 1024;
+    // 20 x 10 MB went by; buffering them would show as hundreds of MB.
+    expect(grownMb).toBeLessThan(80);
+  });
+
+  it("deep nesting, wrong content types, odd numbers and unknown fields: 4xx with a message, never 5xx", async () => {
+    const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+    const deepObject = `{"name":"d","scope":{"type":"team"},"limitUsd":1,"x":${'{"a":'.repeat(20_000)}1${"}".repeat(20_000)}}`;
+    const raw: Array<[string, string, string, string]> = [
+      ["POST", "/v1/jobs", deep, "application/json"],
+      ["POST", "/v1/budgets", deepObject, "application/json"],
+      ["POST", "/v1/jobs", "name=x", "application/x-www-form-urlencoded"],
+      ["POST", "/v1/jobs", "<job/>", "text/xml"],
+      ["PUT", `/v1/teams/${a.name}/quota`, '{"maxGpus": NaN}', "application/json"],
+      ["PUT", `/v1/teams/${a.name}/quota`, '{"maxGpus": 1e400}', "application/json"],
+    ];
+    for (const [method, path, body, type] of raw) {
+      const res = await fetch(`${api.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${BOOTSTRAP}`, "content-type": type },
+        body,
+      });
+      const text = await res.text();
+      expect([400, 413, 415], `${method} ${path} ${type} ${body.slice(0, 40)}: ${text.slice(0, 200)}`).toContain(res.status);
+      expect(JSON.parse(text).error.message).toEqual(expect.any(String));
+      noStack(text);
+    }
+    const json: Array<[string, string, unknown]> = [
+      ["PUT", `/v1/teams/${a.name}/quota`, { maxGpus: -1 }],
+      ["PUT", `/v1/teams/${a.name}/quota`, { maxGpus: 1.5 }],
+      ["PUT", `/v1/teams/${a.name}/quota`, { maxGpus: Number.MAX_SAFE_INTEGER * 4 }],
+      ["PUT", `/v1/teams/${a.name}/quota`, { maxGpus: "3" }],
+      ["PUT", `/v1/teams/${a.name}/quota`, { maxGpu: 3 }],
+      ["POST", "/v1/teams", { name: "../etc" }],
+      ["POST", "/v1/teams", { name: "ok", admin: true }],
+      ["POST", `/v1/teams/${a.name}/keys`, { name: "k", role: "admin", expiresInDays: 1e308 }],
+      ["POST", "/v1/budgets", { name: "b", scope: { type: "team" }, limitUsd: -5 }],
+      ["POST", "/v1/budgets", { name: "b", scope: { type: "team" }, limitUsd: 1e300 }],
+      ["GET", "/v1/jobs?limit=-1", undefined],
+      ["GET", "/v1/jobs?limit=1e9", undefined],
+      ["GET", "/v1/jobs?offset=NaN", undefined],
+      ["GET", "/v1/audit?limit=0", undefined],
+    ];
+    for (const [method, path, body] of json) {
+      const res = await call(BOOTSTRAP, method, path, body);
+      expect(res.status, `${method} ${path} ${JSON.stringify(body)}: ${res.text}`).toBe(400);
+      expect(res.json.error.message).toEqual(expect.any(String));
+      noStack(res.text);
+    }
+  });
+});
+
+describe("unique names", () => {
+  it("renaming a budget or channel onto an existing name is a 409, not a 500", async () => {
+    const first = await call(a.admin, "POST", "/v1/budgets", budgetSpec("taken"));
+    const second = await call(a.admin, "POST", "/v1/budgets", budgetSpec("free"));
+    expect([first.status, second.status]).toEqual([201, 201]);
+    const res = await call(a.admin, "PUT", `/v1/budgets/${second.json.id}`, budgetSpec("taken"));
+    expect([res.status, res.json.error.message]).toEqual([409, "a budget named 'taken' already exists"]);
+    const c1 = await call(a.admin, "POST", "/v1/alert-channels", channelSpec("taken"));
+    const c2 = await call(a.admin, "POST", "/v1/alert-channels", channelSpec("free"));
+    expect([c1.status, c2.status]).toEqual([201, 201]);
+    expect((await call(a.admin, "PUT", `/v1/alert-channels/${c2.json.id}`, channelSpec("taken"))).status).toBe(409);
+  });
+});
+
+describe("rate limiting", () => {
+  it("a burst beyond the per-key limit gets 429 with Retry-After; other keys are unaffected", async () => {
+    const limited = await startApi(
+      loadConfig(apiConfigShape, { ...configEnv(), API_RATE_LIMIT: "5", API_RATE_LIMIT_WINDOW_MS: "60000" }),
+      createLogger("api", "silent"),
+    );
+    try {
+      const get = (token: string) =>
+        fetch(`${limited.url}/v1/me`, { headers: { authorization: `Bearer ${token}` } }).then(async (r) => ({
+          status: r.status,
+          retryAfter: r.headers.get("retry-after"),
+          body: await r.text(),
+        }));
+      // Fresh keys: the counters live in Redis and are shared with the other API instance.
+      const fresh = async () =>
+        (await call(BOOTSTRAP, "POST", `/v1/teams/${a.name}/keys`, { name: "burst", role: "viewer" })).json.key as string;
+      const [burstKey, otherKey] = [await fresh(), await fresh()];
+      const burst = await Promise.all(Array.from({ length: 12 }, () => get(burstKey)));
+      expect(burst.filter((r) => r.status === 200)).toHaveLength(5);
+      const refused = burst.filter((r) => r.status === 429);
+      expect(refused).toHaveLength(7);
+      for (const r of refused) {
+        expect(Number(r.retryAfter)).toBeGreaterThan(0);
+        expect(Number(r.retryAfter)).toBeLessThanOrEqual(60);
+        expect(JSON.parse(r.body).error.message).toMatch(/rate limit of 5 requests per 60 s exceeded/);
+      }
+      expect((await get(otherKey)).status).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+});

@@ -1,0 +1,98 @@
+import type { AuditAction, Role } from "@trainyard/common";
+import type { Request, Response, Router } from "express";
+import type { z } from "zod";
+import type { ApiDeps } from "../context";
+import { type Principal, principalOf, requireRole } from "./auth";
+
+export type HttpMethod = "get" | "post" | "put" | "delete";
+
+/**
+ * Who owns the objects a route reaches:
+ *   team      the caller's team (its own objects, or clusters shared with it): another team's
+ *             object is a 404;
+ *   platform  the operator's: teams, keys, pricing, audit (admin role).
+ */
+export type RouteScope = "team" | "platform";
+
+export interface RouteContext {
+  req: Request;
+  res: Response;
+  principal: Principal;
+  /** The caller's team: every team-scoped use case takes it. */
+  team: string;
+  params: Record<string, string>;
+}
+
+/**
+ * One API operation: the single description the server mounts, the OpenAPI document is built
+ * from, the audit log names and the isolation test walks. A new route is one more entry here.
+ */
+export interface ApiRoute {
+  method: HttpMethod;
+  /** OpenAPI form: /v1/jobs/{id}. */
+  path: string;
+  operationId: string;
+  summary: string;
+  tag: string;
+  /** Least role allowed. */
+  role: Role;
+  scope: RouteScope;
+  query?: z.ZodType;
+  body?: z.ZodType;
+  /** Success status and body; `schema` describes it in the OpenAPI document. */
+  ok: { status: number; description: string; schema?: z.ZodType; contentType?: string; alsoStatus?: number[] };
+  /** Recorded in the audit log when the operation succeeds. */
+  audit?: AuditAction;
+  /**
+   * The response body, sent as JSON with `ok.status`; null for no body (204); undefined when the
+   * handler answered itself (plain-text logs, event streams).
+   */
+  handle(ctx: RouteContext): Promise<unknown>;
+}
+
+/** Express path syntax for an OpenAPI path: /v1/jobs/{id} -> /v1/jobs/:id. */
+export const expressPath = (path: string) => path.replace(/\{([A-Za-z0-9_]+)\}/g, ":$1");
+
+/** Path parameter names of an OpenAPI path, in order. */
+export const pathParams = (path: string) => [...path.matchAll(/\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]!);
+
+/** What an audit event names as its target: the path's last parameter, else the new object's id or name. */
+function auditTarget(params: Record<string, string>, route: ApiRoute, body: unknown): string {
+  const names = pathParams(route.path);
+  const fromPath = names.map((n) => params[n]).filter(Boolean);
+  if (fromPath.length) return fromPath.join("/");
+  const b = body as { id?: unknown; name?: unknown } | undefined;
+  return String(b?.id ?? b?.name ?? "");
+}
+
+/** Mount every route on `router`: role check, handler, JSON reply, audit event on success. */
+export function mountRoutes(router: Router, routes: readonly ApiRoute[], deps: ApiDeps): void {
+  for (const route of routes) {
+    router[route.method](expressPath(route.path), requireRole(route.role), async (req, res) => {
+      const principal = principalOf(res);
+      const params = req.params as Record<string, string>;
+      const body = await route.handle({ req, res, principal, team: principal.team, params });
+      // Audited before the reply goes out, so a caller that sees success also finds the event.
+      if (route.audit && !res.headersSent) {
+        await deps.repos.audit
+          .record({
+            at: new Date(),
+            actor: { keyId: principal.keyId, keyName: principal.keyName, team: principal.team, role: principal.role },
+            action: route.audit,
+            team: (res.locals.auditTeam as string | undefined) ?? principal.team,
+            target: auditTarget(params, route, body),
+            request: { method: req.method, path: req.originalUrl.split("?")[0] ?? req.path },
+          })
+          // The change happened; a lost audit line must not turn it into an error, but is logged loudly.
+          .catch((err: Error) =>
+            deps.logger.error({ err: err.message, action: route.audit, keyId: principal.keyId }, "could not write audit event"),
+          );
+      }
+      if (res.headersSent || body === undefined) return;
+      // A handler may answer another success status (a repeated idempotent submit is a 200).
+      const status = (res.locals.replyStatus as number | undefined) ?? route.ok.status;
+      if (body === null) res.status(status).end();
+      else res.status(status).json(body);
+    });
+  }
+}

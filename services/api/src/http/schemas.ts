@@ -1,0 +1,20 @@
+import { jobStatusSchema } from "@trainyard/common";
+import { z } from "zod";
+
+/** Response shapes for the OpenAPI document. Views are described by their stable core fields. */
+export const errorBodySchema = z.object({
+  error: z.object({ message: z.string(), details: z.unknown().optional() }),
+});
+
+/** An object whose listed fields are always present; other fields may be added. */
+export const objectWith = <T extends z.ZodRawShape>(shape: T) => z.looseObject(shape);
+
+export const itemsOf = (item: z.ZodType) => z.looseObject({ items: z.array(item) });
+export const pageOf = (item: z.ZodType) =>
+  z.looseObject({ items: z.array(item), total: z.number().int(), limit: z.number().int(), offset: z.number().int() });
+
+export const idView = objectWith({ id: z.string() });
+export const namedView = objectWith({ name: z.string() });
+export const jobRefSchema = z.object({ id: z.string(), status: jobStatusSchema });
+export const jobViewSchema = objectWith({ id: z.string(), team: z.string(), status: jobStatusSchema });
+export const clusterViewSchema = objectWith({ id: z.string(), name: z.string(), team: z.string() });

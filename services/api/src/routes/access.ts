@@ -1,0 +1,131 @@
+import { apiKeyInputSchema, quotaSchema, teamInputSchema } from "@trainyard/common";
+import { z } from "zod";
+import type { ApiDeps } from "../context";
+import type { ApiRoute } from "../http/route-table";
+import { itemsOf, namedView, objectWith } from "../http/schemas";
+import {
+  auditQuerySchema,
+  createTeam,
+  getTeam,
+  issueApiKey,
+  listApiKeys,
+  listAuditEvents,
+  listTeams,
+  revokeApiKey,
+  setTeamQuota,
+  whoAmI,
+} from "../usecases/access";
+
+const keyView = objectWith({ id: z.string(), team: z.string(), role: z.string(), prefix: z.string() });
+
+/** Teams, keys and the audit log: the operator's (admin) routes, plus /v1/me for everyone. */
+export function accessRoutes(deps: ApiDeps): ApiRoute[] {
+  const platform = { tag: "access", scope: "platform", role: "admin" } as const;
+  return [
+    {
+      method: "get",
+      path: "/v1/me",
+      operationId: "whoAmI",
+      summary: "The calling key: its team, role and the team's quota",
+      tag: "access",
+      scope: "team",
+      role: "viewer",
+      ok: { status: 200, description: "the caller", schema: objectWith({ team: z.string(), role: z.string() }) },
+      handle: ({ principal }) => whoAmI(deps, principal),
+    },
+    {
+      ...platform,
+      method: "post",
+      path: "/v1/teams",
+      operationId: "createTeam",
+      summary: "Create a team (optionally with quotas)",
+      body: teamInputSchema,
+      ok: { status: 201, description: "created", schema: namedView },
+      audit: "team.create",
+      async handle({ req, res }) {
+        const team = await createTeam(deps, req.body);
+        res.locals.auditTeam = team.name;
+        return team;
+      },
+    },
+    {
+      ...platform,
+      method: "get",
+      path: "/v1/teams",
+      operationId: "listTeams",
+      summary: "Every team",
+      ok: { status: 200, description: "teams", schema: itemsOf(namedView) },
+      handle: () => listTeams(deps),
+    },
+    {
+      ...platform,
+      method: "get",
+      path: "/v1/teams/{team}",
+      operationId: "getTeam",
+      summary: "One team and its quota",
+      ok: { status: 200, description: "the team", schema: namedView },
+      handle: ({ params }) => getTeam(deps, params.team!),
+    },
+    {
+      ...platform,
+      method: "put",
+      path: "/v1/teams/{team}/quota",
+      operationId: "setTeamQuota",
+      summary: "Set a team's quotas: most concurrent GPUs and jobs (beyond them jobs wait in QUEUED)",
+      body: quotaSchema,
+      ok: { status: 200, description: "the team", schema: namedView },
+      audit: "team.quota",
+      async handle({ req, res, params }) {
+        res.locals.auditTeam = params.team;
+        return setTeamQuota(deps, params.team!, req.body);
+      },
+    },
+    {
+      ...platform,
+      method: "post",
+      path: "/v1/teams/{team}/keys",
+      operationId: "issueApiKey",
+      summary: "Issue an API key for a team; the key is in this response only",
+      body: apiKeyInputSchema,
+      ok: { status: 201, description: "the key (shown once)", schema: keyView.extend({ key: z.string() }) },
+      audit: "key.issue",
+      async handle({ req, res, principal, params }) {
+        res.locals.auditTeam = params.team;
+        return issueApiKey(deps, principal, params.team!, req.body);
+      },
+    },
+    {
+      ...platform,
+      method: "get",
+      path: "/v1/teams/{team}/keys",
+      operationId: "listApiKeys",
+      summary: "A team's keys (never the secrets)",
+      ok: { status: 200, description: "keys", schema: itemsOf(keyView) },
+      handle: ({ params }) => listApiKeys(deps, params.team!),
+    },
+    {
+      ...platform,
+      method: "delete",
+      path: "/v1/teams/{team}/keys/{keyId}",
+      operationId: "revokeApiKey",
+      summary: "Revoke a key: it answers 401 from now on",
+      ok: { status: 204, description: "revoked" },
+      audit: "key.revoke",
+      async handle({ res, params }) {
+        res.locals.auditTeam = params.team;
+        await revokeApiKey(deps, params.team!, params.keyId!);
+        return null;
+      },
+    },
+    {
+      ...platform,
+      method: "get",
+      path: "/v1/audit",
+      operationId: "listAuditEvents",
+      summary: "Who did what: submits, cancels, budget, channel, cluster and key changes; newest first",
+      query: auditQuerySchema,
+      ok: { status: 200, description: "events", schema: itemsOf(objectWith({ action: z.string() })) },
+      handle: ({ req }) => listAuditEvents(deps, req.query),
+    },
+  ];
+}

@@ -1,0 +1,100 @@
+import {
+  type ApiKeyView,
+  AUDIT_ACTIONS,
+  type AuditEventView,
+  apiKeyInputSchema,
+  generateApiKey,
+  quotaSchema,
+  type TeamView,
+  teamInputSchema,
+} from "@trainyard/common";
+import { apiKeyView, auditEventView, teamView } from "@trainyard/db";
+import { z } from "zod";
+import type { ApiDeps } from "../context";
+import type { Principal } from "../http/auth";
+
+export async function createTeam(deps: ApiDeps, body: unknown): Promise<TeamView> {
+  const input = teamInputSchema.parse(body);
+  const team = teamView(await deps.repos.teams.create(input.name, input.quota));
+  deps.logger.info({ team: team.name }, "team created");
+  return team;
+}
+
+export async function listTeams(deps: ApiDeps): Promise<{ items: TeamView[] }> {
+  return { items: (await deps.repos.teams.list()).map(teamView) };
+}
+
+export async function getTeam(deps: ApiDeps, name: string): Promise<TeamView> {
+  return teamView(await deps.repos.teams.get(name));
+}
+
+/** Set a team's quota; its queued jobs are offered to the launcher again, as a raise may admit them. */
+export async function setTeamQuota(deps: ApiDeps, name: string, body: unknown): Promise<TeamView> {
+  const team = teamView(await deps.repos.teams.setQuota(name, quotaSchema.parse(body)));
+  for (const job of await deps.repos.jobs.listByTeam(name, ["QUEUED"])) {
+    await deps.bus.send("launch", { jobId: job._id.toString() }).catch(() => undefined);
+  }
+  return team;
+}
+
+/** A new key: the only time the whole key is shown. */
+export interface IssuedApiKey extends ApiKeyView {
+  key: string;
+}
+
+/** Issue a key for a team; only its SHA-256 is stored, the key itself is returned once. */
+export async function issueApiKey(deps: ApiDeps, by: Principal, team: string, body: unknown): Promise<IssuedApiKey> {
+  const input = apiKeyInputSchema.parse(body);
+  await deps.repos.teams.get(team);
+  const { id, key, hash } = generateApiKey();
+  const doc = await deps.repos.apiKeys.insert({
+    keyId: id,
+    team,
+    name: input.name,
+    role: input.role,
+    hash,
+    createdBy: by.keyId,
+    ...(input.expiresInDays !== undefined ? { expiresAt: new Date(Date.now() + input.expiresInDays * 86_400_000) } : {}),
+  });
+  deps.logger.info({ team, keyId: id, role: input.role }, "API key issued");
+  return { ...apiKeyView(doc), key };
+}
+
+export async function listApiKeys(deps: ApiDeps, team: string): Promise<{ items: ApiKeyView[] }> {
+  await deps.repos.teams.get(team);
+  return { items: (await deps.repos.apiKeys.list(team)).map(apiKeyView) };
+}
+
+export async function revokeApiKey(deps: ApiDeps, team: string, keyId: string): Promise<void> {
+  await deps.repos.apiKeys.revoke(team, keyId);
+  deps.logger.info({ team, keyId }, "API key revoked");
+}
+
+export const auditQuerySchema = z
+  .object({
+    team: z.string().max(63).optional(),
+    action: z.enum(AUDIT_ACTIONS, { error: `must be one of ${AUDIT_ACTIONS.join(", ")}` }).optional(),
+    before: z.iso.datetime({ offset: true, message: "must be an ISO 8601 date-time" }).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+  })
+  .strict();
+
+/** The audit log, newest first; page with `before` = the last event's `at`. */
+export async function listAuditEvents(deps: ApiDeps, query: unknown): Promise<{ items: AuditEventView[] }> {
+  const q = auditQuerySchema.parse(query);
+  const events = await deps.repos.audit.list({
+    limit: q.limit,
+    ...(q.team ? { team: q.team } : {}),
+    ...(q.action ? { action: q.action } : {}),
+    ...(q.before ? { before: new Date(q.before) } : {}),
+  });
+  return { items: events.map(auditEventView) };
+}
+
+/** The caller: its key, team, role and the team's quota. */
+export async function whoAmI(
+  deps: ApiDeps,
+  p: Principal,
+): Promise<{ keyId: string; keyName: string; team: string; role: string; quota: unknown }> {
+  return { keyId: p.keyId, keyName: p.keyName, team: p.team, role: p.role, quota: await deps.repos.teams.quotaOf(p.team) };
+}
