@@ -73,7 +73,7 @@ export class TeamRepo {
   }
 
   async setQuota(name: string, quota: Quota): Promise<TeamDoc> {
-    const doc = await this.Team.findOneAndUpdate({ name }, { $set: { quota } }, { new: true }).lean<TeamDoc>();
+    const doc = await this.Team.findOneAndUpdate({ name }, { $set: { quota } }, { returnDocument: "after" }).lean<TeamDoc>();
     if (!doc) throw notFound(`team '${name}'`);
     return doc;
   }
