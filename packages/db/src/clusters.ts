@@ -90,7 +90,11 @@ export class ClusterRepo {
   async setSharing(id: Types.ObjectId, teams: string[]): Promise<ClusterDoc> {
     return this.locked(id, async () => {
       const doc = hydrateCluster(
-        await this.m.Cluster.findOneAndUpdate({ _id: id }, { $set: { sharedWith: teams } }, { returnDocument: "after" }).lean<StoredCluster>(),
+        await this.m.Cluster.findOneAndUpdate(
+          { _id: id },
+          { $set: { sharedWith: teams } },
+          { returnDocument: "after" },
+        ).lean<StoredCluster>(),
       );
       if (!doc) throw notFound(`cluster '${id.toString()}'`);
       return doc;
