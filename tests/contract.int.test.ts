@@ -12,9 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 const TOOLS_JSON = join(process.env.TRAINYARD_INFRA_DIR ?? "/var/tmp/trainyard-infra", "tools.json");
 
 /** Run a command, collecting its output; resolves with the exit code. */
-function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
+function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+    const child = spawn(cmd, args, { cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
     let output = "";
     child.stdout.on("data", (d: Buffer) => {
       output += d.toString();
@@ -83,7 +83,7 @@ describe("the API contract under generated input (Schemathesis)", () => {
         "--checks",
         "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,ignored_auth",
         "--phases",
-        "examples,coverage,fuzzing",
+        "examples,coverage,fuzzing,stateful",
         "--max-examples",
         "25",
         "--seed",
@@ -100,11 +100,16 @@ describe("the API contract under generated input (Schemathesis)", () => {
         "--report-junit-path",
         junit,
       ],
+      // Schemathesis keeps a cache in its working directory: the report directory, not the repository.
+      reportDir,
       540_000,
     );
     // On failure: Schemathesis' FAILURES section (each with a curl command to reproduce), then its summary.
     const failures = output.indexOf("FAILURES");
     const summary = `${failures >= 0 ? output.slice(failures, failures + 12_000) : ""}\n…\n${output.split("\n").slice(-40).join("\n")}`;
+    // What was exercised, for the CI log (phases, operations, generated cases).
+    const summaryAt = output.indexOf("SUMMARY");
+    if (summaryAt >= 0) console.log(`[schemathesis] ${output.slice(summaryAt).trim()}`);
     expect(code, summary).toBe(0);
     // It really exercised the API: every operation appears in the report.
     const report = readFileSync(junit, "utf8");

@@ -79,6 +79,25 @@ export const clusterSpecSchema = z
           });
       }
     }
+  })
+  .meta({
+    examples: [
+      {
+        name: "gpu-a",
+        nodes: [
+          { name: "a1", host: "10.0.0.11", port: 22, user: "train", gpus: 8, gpuType: "h100", workRoot: "/scratch/trainyard" },
+          { name: "a2", host: "10.0.0.12", port: 22, user: "train", gpus: 8, gpuType: "h100", workRoot: "/scratch/trainyard" },
+        ],
+        ssh: {
+          privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\n…\n-----END OPENSSH PRIVATE KEY-----\n",
+          hostKeys: {
+            a1: "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8",
+            a2: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",
+          },
+        },
+        sharedWith: [],
+      },
+    ],
   });
 export type ClusterSpec = z.infer<typeof clusterSpecSchema>;
 

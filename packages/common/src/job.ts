@@ -229,6 +229,22 @@ export const jobSpecSchema = z
         ctx.addIssue({ code: "custom", path: ["files", k], message: `'${k}' is a reserved file name in the attempt directory` });
     }
     refineFrameworkOptions(spec, ctx);
+  })
+  // Shown in the OpenAPI document and its reference page (and tried by Schemathesis).
+  .meta({
+    examples: [
+      {
+        name: "mlp-ddp",
+        project: "demo",
+        framework: "pytorch",
+        cluster: "gpu-a",
+        resources: { nodes: 2, gpusPerNode: 2 },
+        command: ["python3", "train.py", "--steps", "40"],
+        files: { "train.py": "print('hello from every rank')\n" },
+        retry: { maxRetries: 2 },
+        checkpoints: { keepLast: 2 },
+      },
+    ],
   });
 export type JobSpec = z.infer<typeof jobSpecSchema>;
 export type JobSpecInput = z.input<typeof jobSpecSchema>;

@@ -1,14 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { apiConfigShape, createLogger, loadConfig } from "@trainyard/common";
 import { connectMongo } from "@trainyard/db";
-import { clientPrivateKey, type Infra, loadInfra } from "@trainyard/testkit";
+import { clientPrivateKey, httpCall, type Infra, type Json, loadInfra } from "@trainyard/testkit";
 import { Types } from "mongoose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiConfig, type ApiRoute, apiRoutes, startApi } from "./app";
 import { expressPath, pathParams } from "./http/route-table";
-
-// biome-ignore lint/suspicious/noExplicitAny: JSON bodies of the API under test
-type Json = any;
 
 const suffix = randomBytes(4).toString("hex");
 const BOOTSTRAP = `bootstrap-${randomBytes(16).toString("hex")}`;
@@ -17,29 +14,8 @@ let infra: Infra;
 let config: ApiConfig;
 let api: Awaited<ReturnType<typeof startApi>>;
 
-async function call(
-  token: string | null,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; json: Json; text: string; headers: Headers }> {
-  const h: Record<string, string> = { ...headers };
-  if (token !== null) h.authorization = `Bearer ${token}`;
-  if (body !== undefined) h["content-type"] ??= "application/json";
-  const res = await fetch(`${api.url}${path}`, {
-    method,
-    headers: h,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  let json: Json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text, headers: res.headers };
+function call(token: string | null, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  return httpCall(api.url, method, path, { token, headers, ...(body !== undefined ? { body } : {}) });
 }
 
 function clusterSpec(name: string, over: Record<string, unknown> = {}) {

@@ -4,15 +4,12 @@ import { dirname } from "node:path";
 import { apiConfigShape, createLogger, loadConfig, QUEUE_NAMES, SecretBox } from "@trainyard/common";
 import { type AttemptDoc, connectMongo, createRepos, RedisDocumentLocks, type Repos } from "@trainyard/db";
 import { attemptDir, jobDir } from "@trainyard/frameworks";
-import { clientPrivateKey, type Infra, loadInfra } from "@trainyard/testkit";
+import { clientPrivateKey, type HttpCallOptions, httpCall, type Infra, type Json, loadInfra } from "@trainyard/testkit";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { Connection } from "mongoose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiConfig, startApi } from "./app";
-
-// biome-ignore lint/suspicious/noExplicitAny: JSON bodies of the API under test
-type Json = any;
 
 const suffix = randomBytes(5).toString("hex");
 const TOKEN = `test-admin-token-${randomBytes(12).toString("hex")}`;
@@ -30,33 +27,8 @@ let conn: Connection;
 let repos: Repos;
 const nodeDirs: string[] = [];
 
-interface CallOpts {
-  body?: unknown;
-  raw?: string;
-  token?: string | null;
-  headers?: Record<string, string>;
-}
-async function call(
-  method: string,
-  path: string,
-  opts: CallOpts = {},
-): Promise<{ status: number; json: Json; text: string; headers: Headers }> {
-  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
-  if (opts.token !== null) headers.authorization = `Bearer ${opts.token ?? TOKEN}`;
-  let body: string | undefined;
-  if (opts.raw !== undefined) body = opts.raw;
-  else if (opts.body !== undefined) body = JSON.stringify(opts.body);
-  if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === "content-type"))
-    headers["content-type"] = "application/json";
-  const res = await fetch(`${api.url}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
-  const text = await res.text();
-  let json: Json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text, headers: res.headers };
+function call(method: string, path: string, opts: HttpCallOptions = {}) {
+  return httpCall(api.url, method, path, { ...opts, token: opts.token === null ? null : (opts.token ?? TOKEN) });
 }
 
 function clusterSpec(name: string, over: Record<string, unknown> = {}, ssh: Record<string, unknown> = {}) {

@@ -41,7 +41,25 @@ function queryParameters(schema: z.ZodType): JsonSchema[] {
   }));
 }
 
-function operation(route: ApiRoute): JsonSchema {
+/**
+ * OpenAPI links from an operation that creates something to the operations on it (the routes under
+ * its path with one more parameter): clients and Schemathesis' stateful tests follow them.
+ */
+function linksOf(route: ApiRoute, routes: readonly ApiRoute[]): Record<string, unknown> | undefined {
+  if (!route.ok.names) return undefined;
+  const own = pathParams(route.path);
+  const links: Record<string, unknown> = {};
+  for (const other of routes) {
+    if (!other.path.startsWith(`${route.path}/{`)) continue;
+    const [created] = pathParams(other.path.slice(route.path.length));
+    const parameters: Record<string, string> = { [created!]: `$response.body#/${route.ok.names}` };
+    for (const p of own) parameters[p] = `$request.path.${p}`;
+    links[other.operationId] = { operationId: other.operationId, parameters };
+  }
+  return Object.keys(links).length ? links : undefined;
+}
+
+function operation(route: ApiRoute, routes: readonly ApiRoute[]): JsonSchema {
   const errorResponse = (description: string) => ({
     description,
     content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
@@ -49,9 +67,11 @@ function operation(route: ApiRoute): JsonSchema {
   const responses: Record<string, unknown> = {};
   for (const status of [route.ok.status, ...(route.ok.alsoStatus ?? [])]) {
     const schema = route.ok.schema ? jsonSchema(route.ok.schema, "output") : route.ok.contentType ? { type: "string" } : {};
+    const links = status === route.ok.status ? linksOf(route, routes) : undefined;
     responses[String(status)] = {
       description: route.ok.description,
       ...(status !== 204 ? { content: { [route.ok.contentType ?? "application/json"]: { schema } } } : {}),
+      ...(links ? { links } : {}),
     };
   }
   const hasBody = route.body !== undefined;
@@ -95,7 +115,7 @@ export function openApiDocument(routes: readonly ApiRoute[], version: string): J
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
     paths[route.path] ??= {};
-    paths[route.path]![route.method] = operation(route);
+    paths[route.path]![route.method] = operation(route, routes);
   }
   return {
     openapi: "3.1.0",

@@ -40,7 +40,15 @@ export interface ApiRoute {
   query?: z.ZodType;
   body?: z.ZodType;
   /** Success status and body; `schema` describes it in the OpenAPI document. */
-  ok: { status: number; description: string; schema?: z.ZodType; contentType?: string; alsoStatus?: number[] };
+  ok: {
+    status: number;
+    description: string;
+    schema?: z.ZodType;
+    contentType?: string;
+    alsoStatus?: number[];
+    /** The reply's field that names what this operation created, for OpenAPI links to the operations on it. */
+    names?: "id" | "name";
+  };
   /** Recorded in the audit log when the operation succeeds. */
   audit?: AuditAction;
   /**

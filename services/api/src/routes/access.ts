@@ -40,7 +40,7 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       operationId: "createTeam",
       summary: "Create a team (optionally with quotas)",
       body: teamInputSchema,
-      ok: { status: 201, description: "created", schema: namedView },
+      ok: { status: 201, description: "created", schema: namedView, names: "name" },
       audit: "team.create",
       async handle({ req, res }) {
         const team = await createTeam(deps, req.body);
@@ -87,7 +87,7 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       operationId: "issueApiKey",
       summary: "Issue an API key for a team; the key is in this response only",
       body: apiKeyInputSchema,
-      ok: { status: 201, description: "the key (shown once)", schema: keyView.extend({ key: z.string() }) },
+      ok: { status: 201, description: "the key (shown once)", schema: keyView.extend({ key: z.string() }), names: "id" },
       audit: "key.issue",
       async handle({ req, res, principal, params }) {
         res.locals.auditTeam = params.team;

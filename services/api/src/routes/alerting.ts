@@ -23,7 +23,7 @@ export function alertingRoutes(deps: ApiDeps): ApiRoute[] {
       summary: "Add an alert channel (signed webhook, Slack, email); secrets sealed, never returned",
       role: "admin",
       body: alertChannelInputSchema,
-      ok: { status: 201, description: "created", schema: idView },
+      ok: { status: 201, description: "created", schema: idView, names: "id" },
       audit: "alert-channel.create",
       handle: ({ req, team }) => createAlertChannel(deps, team, req.body),
     },

@@ -16,7 +16,7 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       role: "admin",
       scope: "team",
       body: clusterSpecSchema,
-      ok: { status: 201, description: "registered", schema: clusterViewSchema },
+      ok: { status: 201, description: "registered", schema: clusterViewSchema, names: "id" },
       audit: "cluster.register",
       handle: ({ req, team }) => registerCluster(deps, team, req.body),
     },

@@ -25,6 +25,7 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
         description: "accepted and queued (200: a repeat of an Idempotency-Key)",
         schema: jobRefSchema,
         alsoStatus: [200],
+        names: "id",
       },
       audit: "job.submit",
       async handle({ req, res, team }) {

@@ -54,7 +54,7 @@ export function moneyRoutes(deps: ApiDeps): ApiRoute[] {
       summary: "Create a budget for the team, a project or one job (alert or stop at the limit)",
       role: "admin",
       body: budgetInputSchema,
-      ok: { status: 201, description: "created", schema: idView },
+      ok: { status: 201, description: "created", schema: idView, names: "id" },
       audit: "budget.create",
       handle: ({ req, team }) => createBudget(deps, team, req.body),
     },

@@ -19,7 +19,7 @@ export function storageRoutes(deps: ApiDeps): ApiRoute[] {
       role: "admin",
       scope: "team",
       body: storageCredentialBodySchema,
-      ok: { status: 201, description: "stored", schema: namedView },
+      ok: { status: 201, description: "stored", schema: namedView, names: "name" },
       audit: "storage-credential.create",
       handle: ({ req, team }) => registerStorageCredentials(deps, team, req.body),
     },
