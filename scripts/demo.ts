@@ -42,10 +42,13 @@ const children: ChildProcess[] = services.map((svc, i) =>
 const say = (msg: string) => console.log(`[demo] ${msg}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The key requests go out with: the bootstrap token until the demo team's own keys exist. */
+let key = token;
+
 async function call(method: string, path: string, body?: unknown) {
   const res = await fetch(`${api}${path}`, {
     method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    headers: { authorization: `Bearer ${key}`, ...(body ? { "content-type": "application/json" } : {}) },
     ...(body ? { body: JSON.stringify(body) } : {}),
   });
   return { status: res.status, headers: res.headers, text: await res.text() };
@@ -67,6 +70,19 @@ async function main(): Promise<number> {
     if (i > 120) throw new Error("the API did not become ready in 60 s");
     await sleep(500);
   }
+  // A team of its own, as a real deployment would have: its admin registers the cluster, a member
+  // key runs the job. The bootstrap token only creates the team and issues the keys.
+  const team = await call("POST", "/v1/teams", { name: "demo", quota: { maxGpus: 8 } });
+  if (team.status !== 201) throw new Error(`team creation failed: ${team.status} ${team.text}`);
+  const issue = async (role: string) => {
+    const res = await call("POST", "/v1/teams/demo/keys", { name: `demo-${role}`, role, expiresInDays: 1 });
+    if (res.status !== 201) throw new Error(`key issue failed: ${res.status} ${res.text}`);
+    return JSON.parse(res.text) as { key: string; prefix: string };
+  };
+  const [teamAdmin, member] = [await issue("admin"), await issue("member")];
+  say(`team 'demo' (quota 8 GPUs) with an admin key ${teamAdmin.prefix}… and a member key ${member.prefix}…`);
+  key = teamAdmin.key;
+
   const nodes = infra.nodes.slice(0, 2);
   const cluster = await call("POST", "/v1/clusters", {
     name: "local",
@@ -99,6 +115,7 @@ async function main(): Promise<number> {
   for (const [name, content] of Object.entries(spec.files as Record<string, string>)) {
     if (content.startsWith("@")) spec.files[name] = readFileSync(join(exampleDir, content.slice(1)), "utf8");
   }
+  key = member.key;
   const submitted = await call("POST", "/v1/jobs", spec);
   if (submitted.status !== 202) throw new Error(`submit failed: ${submitted.status} ${submitted.text}`);
   const { id } = JSON.parse(submitted.text);

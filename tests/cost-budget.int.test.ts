@@ -99,7 +99,10 @@ describe("live cost, budgets that stop jobs, alerts that arrive once", () => {
     // While it runs: per-job series of the active job.
     await eventually(async () => {
       metricsWhileRunning = (await Promise.all(p.metricsUrls.cost!.map((u) => fetch(u).then((r) => r.text())))).join("\n");
-      return metricsWhileRunning.includes(`trainyard_job_progress_ratio{job_id="${id}"`);
+      // The forecast needs a burn rate and an ETA, so it may come a tick after the first series.
+      return ["progress_ratio", "cost_usd", "forecast_cost_usd", "burn_rate_usd_per_hour"].every((m) =>
+        metricsWhileRunning.includes(`trainyard_job_${m}{job_id="${id}"`),
+      );
     }, 20_000);
 
     stopped = await waitForJob(p, id, undefined, 90_000);
