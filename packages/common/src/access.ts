@@ -4,15 +4,21 @@ import { nameSchema } from "./names";
 
 /**
  * Who may do what. A key belongs to one team and has one role:
- *   viewer  reads its team's objects;
- *   member  also submits and cancels its team's jobs and deletes their checkpoints;
- *   admin   also changes the team's clusters, budgets, channels and storage credentials, and
- *           operates the platform (teams, keys, pricing, queues, audit log).
- * Team-owned objects are always scoped to the key's team, admins included.
+ *   viewer    reads its team's objects;
+ *   member    also submits and cancels its team's jobs and deletes their checkpoints;
+ *   admin     also changes its team's clusters, budgets, channels, storage credentials and keys
+ *             (never a key above its own role) and reads its team's audit log;
+ *   operator  runs the platform: teams, quotas, pricing, the queue dashboard, every team's keys
+ *             and the whole audit log. Only the platform team (API_ADMIN_TEAM) holds operator
+ *             keys: the bootstrap token and the keys an operator issues as such.
+ * Team-owned objects are always scoped to the key's team, operators included.
  */
-export const ROLES = ["viewer", "member", "admin"] as const;
+export const ROLES = ["viewer", "member", "admin", "operator"] as const;
 export type Role = (typeof ROLES)[number];
 export const roleSchema = z.enum(ROLES, { error: `must be one of ${ROLES.join(", ")}` });
+
+/** The role that runs the platform; see ROLES. */
+export const OPERATOR_ROLE = "operator" satisfies Role;
 
 /** Whether `role` may do what needs `needed`. */
 export const roleAllows = (role: Role, needed: Role): boolean => ROLES.indexOf(role) >= ROLES.indexOf(needed);

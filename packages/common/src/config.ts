@@ -85,9 +85,9 @@ export const apiConfigShape = {
   ...nodeAccessConfigShape,
   PORT: int(8080),
   HOST: z.string().default("0.0.0.0"),
-  /** The bootstrap admin key: acts as an admin of API_ADMIN_TEAM; use it to create teams and issue keys. */
+  /** The bootstrap key: a platform operator of API_ADMIN_TEAM; use it to create teams and issue keys. */
   API_ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters"),
-  /** The team the bootstrap admin key belongs to (created at start if missing). */
+  /** The platform team: the bootstrap key's, the only one that may hold operator keys (created at start if missing). */
   API_ADMIN_TEAM: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "must be a team name")

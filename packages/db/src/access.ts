@@ -5,6 +5,7 @@ import {
   conflict,
   notFound,
   type Quota,
+  ROLES,
   type Role,
   type TeamView,
 } from "@trainyard/common";
@@ -104,7 +105,7 @@ const apiKeySchema = new Schema<ApiKeyDoc>(
     keyId: { type: String, required: true },
     team: { type: String, required: true },
     name: { type: String, required: true },
-    role: { type: String, enum: ["viewer", "member", "admin"], required: true },
+    role: { type: String, enum: [...ROLES], required: true },
     hash: { type: String, required: true },
     createdBy: { type: String, required: true },
     expiresAt: Date,

@@ -41,6 +41,16 @@ const jobSpec = (cluster: string, name = "j1") => ({
 });
 const budgetSpec = (name: string) => ({ name, scope: { type: "team" }, limitUsd: 10 });
 const channelSpec = (name: string) => ({ type: "webhook", name, url: "http://127.0.0.1:9/hook", events: ["job.failed"] });
+const storageSpec = (name: string) => ({
+  name,
+  credentials: {
+    backend: "s3",
+    bucket: "b-bucket",
+    endpoint: "http://127.0.0.1:9",
+    accessKeyId: "AKIAB",
+    secretAccessKey: "b-secret-value",
+  },
+});
 
 interface Team {
   name: string;
@@ -58,6 +68,27 @@ async function makeTeam(name: string): Promise<Team> {
     return res.json.key as string;
   };
   return { name, admin: await key("admin"), member: await key("member"), viewer: await key("viewer") };
+}
+
+/** One object of every kind a team-scoped route can name, created in the keys' team. */
+async function teamObjects(admin: string, member: string, clusterName: string): Promise<Record<string, string>> {
+  const cluster = await call(admin, "POST", "/v1/clusters", clusterSpec(clusterName));
+  expect(cluster.status, cluster.text).toBe(201);
+  const job = await call(member, "POST", "/v1/jobs", jobSpec(clusterName));
+  expect(job.status, job.text).toBe(202);
+  const budget = await call(admin, "POST", "/v1/budgets", budgetSpec(`${clusterName}-budget`));
+  expect(budget.status, budget.text).toBe(201);
+  const channel = await call(admin, "POST", "/v1/alert-channels", channelSpec(`${clusterName}-hook`));
+  expect(channel.status, channel.text).toBe(201);
+  const storage = await call(admin, "POST", "/v1/storage-credentials", storageSpec(`${clusterName}-store`));
+  expect(storage.status, storage.text).toBe(201);
+  return {
+    clusterId: cluster.json.id,
+    jobId: job.json.id,
+    budgetId: budget.json.id,
+    channelId: channel.json.id,
+    storageName: `${clusterName}-store`,
+  };
 }
 
 const SECRET_KEY = randomBytes(32).toString("base64");
@@ -87,31 +118,7 @@ beforeAll(async () => {
   a = await makeTeam(`team-a-${suffix}`);
   b = await makeTeam(`team-b-${suffix}`);
 
-  // Team B's objects, one of every kind a route can name.
-  const cluster = await call(b.admin, "POST", "/v1/clusters", clusterSpec("c-b"));
-  expect(cluster.status, cluster.text).toBe(201);
-  bObjects.clusterId = cluster.json.id;
-  const job = await call(b.member, "POST", "/v1/jobs", jobSpec("c-b"));
-  expect(job.status, job.text).toBe(202);
-  bObjects.jobId = job.json.id;
-  const budget = await call(b.admin, "POST", "/v1/budgets", budgetSpec("b-budget"));
-  expect(budget.status, budget.text).toBe(201);
-  bObjects.budgetId = budget.json.id;
-  const channel = await call(b.admin, "POST", "/v1/alert-channels", channelSpec("b-hook"));
-  expect(channel.status, channel.text).toBe(201);
-  bObjects.channelId = channel.json.id;
-  const storage = await call(b.admin, "POST", "/v1/storage-credentials", {
-    name: "b-store",
-    credentials: {
-      backend: "s3",
-      bucket: "b-bucket",
-      endpoint: "http://127.0.0.1:9",
-      accessKeyId: "AKIAB",
-      secretAccessKey: "b-secret-value",
-    },
-  });
-  expect(storage.status, storage.text).toBe(201);
-  bObjects.storageName = "b-store";
+  Object.assign(bObjects, await teamObjects(b.admin, b.member, "c-b"));
 }, 60_000);
 
 afterAll(async () => {
@@ -186,7 +193,7 @@ describe("API keys", () => {
 });
 
 describe("roles", () => {
-  it("viewer reads only; member runs jobs; admin changes the team's setup and the platform", async () => {
+  it("viewer reads only; member runs jobs; admin changes the team's setup", async () => {
     const cluster = await call(a.admin, "POST", "/v1/clusters", clusterSpec("c-a"));
     expect(cluster.status, cluster.text).toBe(201);
     expect((await call(a.viewer, "GET", "/v1/clusters/c-a")).status).toBe(200);
@@ -209,8 +216,7 @@ describe("roles", () => {
       expect((await call(a.member, method, path, body)).status, `${method} ${path}`).toBe(403);
     }
     expect((await call(a.member, "GET", "/v1/budgets")).status).toBe(200);
-    expect((await call(a.admin, "GET", "/v1/pricing")).status).toBe(200);
-    expect((await call(a.admin, "GET", "/admin/queues")).status).toBe(200);
+    expect((await call(a.admin, "GET", "/v1/audit")).status).toBe(200);
   });
 
   it("fields a caller may not set are rejected, never stored", async () => {
@@ -318,6 +324,264 @@ describe("tenant isolation", () => {
     expect((await call(b.admin, "PUT", `/v1/clusters/${shared.json.id}/sharing`, { teams: [] })).status).toBe(200);
     expect((await call(a.viewer, "GET", `/v1/clusters/${shared.json.id}`)).status).toBe(404);
     expect((await call(b.admin, "PUT", `/v1/clusters/${shared.json.id}/sharing`, { teams: ["no-such-team"] })).status).toBe(400);
+  });
+});
+
+describe("platform operators and team admins", () => {
+  type Caller = "viewer" | "member" | "admin" | "operator";
+  const CALLERS: readonly Caller[] = ["viewer", "member", "admin", "operator"];
+  /** What a request of the matrix may use: the caller's own team, its objects, and fresh ones to destroy. */
+  interface Own {
+    team: string;
+    objects: Record<string, string>;
+    /** A new object for a route that destroys one, so each caller has its own. */
+    fresh(kind: "budget" | "channel" | "storage" | "job" | "key"): Promise<string>;
+  }
+  type Req = { path: string; body?: unknown };
+  const n = () => randomBytes(3).toString("hex");
+
+  /**
+   * Every mounted route: the request each caller makes on its own team, and the status each of
+   * [viewer, member, admin, operator] gets. The operator acts as the platform team's member would,
+   * plus the platform routes. A route missing here fails the test below.
+   */
+  const MATRIX: Record<string, { req: (o: Own) => Req | Promise<Req>; expect: [number, number, number, number] }> = {
+    whoAmI: { req: () => ({ path: "/v1/me" }), expect: [200, 200, 200, 200] },
+    createTeam: { req: () => ({ path: "/v1/teams", body: { name: `t-${n()}` } }), expect: [403, 403, 403, 201] },
+    listTeams: { req: () => ({ path: "/v1/teams" }), expect: [403, 403, 403, 200] },
+    getTeam: { req: (o) => ({ path: `/v1/teams/${o.team}` }), expect: [200, 200, 200, 200] },
+    setTeamQuota: { req: (o) => ({ path: `/v1/teams/${o.team}/quota`, body: { maxGpus: 64 } }), expect: [403, 403, 403, 200] },
+    issueApiKey: {
+      req: (o) => ({ path: `/v1/teams/${o.team}/keys`, body: { name: `k-${n()}`, role: "viewer" } }),
+      expect: [403, 403, 201, 201],
+    },
+    listApiKeys: { req: (o) => ({ path: `/v1/teams/${o.team}/keys` }), expect: [403, 403, 200, 200] },
+    revokeApiKey: {
+      req: async (o) => ({ path: `/v1/teams/${o.team}/keys/${await o.fresh("key")}` }),
+      expect: [403, 403, 204, 204],
+    },
+    listAuditEvents: { req: () => ({ path: "/v1/audit" }), expect: [403, 403, 200, 200] },
+    registerCluster: { req: () => ({ path: "/v1/clusters", body: clusterSpec(`c-${n()}`) }), expect: [403, 403, 201, 201] },
+    listClusters: { req: () => ({ path: "/v1/clusters" }), expect: [200, 200, 200, 200] },
+    getCluster: { req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}` }), expect: [200, 200, 200, 200] },
+    checkCluster: { req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}/check` }), expect: [403, 403, 200, 200] },
+    shareCluster: {
+      req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}/sharing`, body: { teams: [] } }),
+      expect: [403, 403, 200, 200],
+    },
+    submitJob: {
+      req: (o) => ({ path: "/v1/jobs", body: jobSpec(o.objects.clusterName!, `j-${n()}`) }),
+      expect: [403, 202, 202, 202],
+    },
+    dryRunJob: {
+      req: (o) => ({ path: "/v1/jobs/dry-run", body: jobSpec(o.objects.clusterName!) }),
+      expect: [403, 200, 200, 200],
+    },
+    listJobs: { req: () => ({ path: "/v1/jobs" }), expect: [200, 200, 200, 200] },
+    getJob: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}` }), expect: [200, 200, 200, 200] },
+    cancelJob: { req: async (o) => ({ path: `/v1/jobs/${await o.fresh("job")}/cancel` }), expect: [403, 202, 202, 202] },
+    // No launcher runs here: the job has no attempt, so no log and no checkpoint (404 for all who may look).
+    getJobLogs: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/logs` }), expect: [404, 404, 404, 404] },
+    listCheckpoints: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/checkpoints` }), expect: [200, 200, 200, 200] },
+    latestCheckpoint: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/checkpoints/latest` }), expect: [404, 404, 404, 404] },
+    deleteCheckpoint: {
+      req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/checkpoints/${new Types.ObjectId()}` }),
+      expect: [403, 404, 404, 404],
+    },
+    registerStorageCredentials: {
+      req: () => ({ path: "/v1/storage-credentials", body: storageSpec(`s-${n()}`) }),
+      expect: [403, 403, 201, 201],
+    },
+    listStorageCredentials: { req: () => ({ path: "/v1/storage-credentials" }), expect: [200, 200, 200, 200] },
+    deleteStorageCredentials: {
+      req: async (o) => ({ path: `/v1/storage-credentials/${await o.fresh("storage")}` }),
+      expect: [403, 403, 204, 204],
+    },
+    getPricing: { req: () => ({ path: "/v1/pricing" }), expect: [403, 403, 403, 200] },
+    putPricing: { req: () => ({ path: "/v1/pricing", body: { gpuTypes: { cpu: 0.5 } } }), expect: [403, 403, 403, 200] },
+    costReport: { req: () => ({ path: "/v1/costs" }), expect: [200, 200, 200, 200] },
+    createBudget: { req: () => ({ path: "/v1/budgets", body: budgetSpec(`b-${n()}`) }), expect: [403, 403, 201, 201] },
+    listBudgets: { req: () => ({ path: "/v1/budgets" }), expect: [200, 200, 200, 200] },
+    getBudget: { req: (o) => ({ path: `/v1/budgets/${o.objects.budgetId}` }), expect: [200, 200, 200, 200] },
+    updateBudget: {
+      req: async (o) => ({ path: `/v1/budgets/${await o.fresh("budget")}`, body: budgetSpec(`b-${n()}`) }),
+      expect: [403, 403, 200, 200],
+    },
+    deleteBudget: { req: async (o) => ({ path: `/v1/budgets/${await o.fresh("budget")}` }), expect: [403, 403, 204, 204] },
+    createAlertChannel: {
+      req: () => ({ path: "/v1/alert-channels", body: channelSpec(`h-${n()}`) }),
+      expect: [403, 403, 201, 201],
+    },
+    listAlertChannels: { req: () => ({ path: "/v1/alert-channels" }), expect: [200, 200, 200, 200] },
+    getAlertChannel: { req: (o) => ({ path: `/v1/alert-channels/${o.objects.channelId}` }), expect: [200, 200, 200, 200] },
+    updateAlertChannel: {
+      req: async (o) => ({ path: `/v1/alert-channels/${await o.fresh("channel")}`, body: channelSpec(`h-${n()}`) }),
+      expect: [403, 403, 200, 200],
+    },
+    deleteAlertChannel: {
+      req: async (o) => ({ path: `/v1/alert-channels/${await o.fresh("channel")}` }),
+      expect: [403, 403, 204, 204],
+    },
+    listAlertDeliveries: { req: () => ({ path: "/v1/alerts" }), expect: [200, 200, 200, 200] },
+  };
+
+  const routes = apiRoutes({} as never);
+  const PLATFORM_TEAM = "default";
+  let own: Record<Caller, { key: string; own: Own }>;
+
+  beforeAll(async () => {
+    /** Fresh objects are made by the team's strongest key, so the caller under test only destroys them. */
+    const ownOf = (team: string, admin: string, member: string, objects: Record<string, string>): Own => ({
+      team,
+      objects,
+      async fresh(kind) {
+        const make: Record<typeof kind, () => Promise<string>> = {
+          budget: async () => (await call(admin, "POST", "/v1/budgets", budgetSpec(`fb-${n()}`))).json.id,
+          channel: async () => (await call(admin, "POST", "/v1/alert-channels", channelSpec(`fh-${n()}`))).json.id,
+          storage: async () => {
+            const name = `fs-${n()}`;
+            expect((await call(admin, "POST", "/v1/storage-credentials", storageSpec(name))).status).toBe(201);
+            return name;
+          },
+          job: async () => (await call(member, "POST", "/v1/jobs", jobSpec(objects.clusterName!, `fj-${n()}`))).json.id,
+          key: async () =>
+            (await call(BOOTSTRAP, "POST", `/v1/teams/${team}/keys`, { name: `fk-${n()}`, role: "viewer" })).json.id,
+        };
+        const id = await make[kind]();
+        expect(id, `fresh ${kind}`).toEqual(expect.any(String));
+        return id;
+      },
+    });
+    const aObjects = { ...(await teamObjects(a.admin, a.member, "c-own")), clusterName: "c-own" };
+    const pObjects = { ...(await teamObjects(BOOTSTRAP, BOOTSTRAP, "c-platform")), clusterName: "c-platform" };
+    const aOwn = ownOf(a.name, a.admin, a.member, aObjects);
+    own = {
+      viewer: { key: a.viewer, own: aOwn },
+      member: { key: a.member, own: aOwn },
+      admin: { key: a.admin, own: aOwn },
+      operator: { key: BOOTSTRAP, own: ownOf(PLATFORM_TEAM, BOOTSTRAP, BOOTSTRAP, pObjects) },
+    };
+  }, 60_000);
+
+  it("the matrix names every mounted route, and only those", () => {
+    expect(Object.keys(MATRIX).sort()).toEqual(routes.map((r) => r.operationId).sort());
+  });
+
+  it.each(routes.map((r) => [`${r.method.toUpperCase()} ${r.path}`, r] as const))(
+    "%s answers each caller as the matrix says",
+    async (_name, route) => {
+      const row = MATRIX[route.operationId];
+      expect(row, `${route.operationId} is mounted but missing from the matrix: add its row`).toBeDefined();
+      for (const [i, caller] of CALLERS.entries()) {
+        const { key, own: o } = own[caller];
+        const req = await row!.req(o);
+        const res = await call(key, route.method.toUpperCase(), req.path, req.body ?? (route.body ? {} : undefined));
+        expect(res.status, `${caller}: ${route.method} ${req.path}: ${res.text.slice(0, 300)}`).toBe(row!.expect[i]);
+        if (res.status >= 400) expect(res.json.error.message, caller).toEqual(expect.any(String));
+        if (res.status === 403) expect(res.json.error.message).toMatch(/needs (a platform operator key|the '\w+' role)/);
+      }
+    },
+  );
+
+  it("the queue dashboard is for operators only", async () => {
+    for (const key of [a.viewer, a.member, a.admin]) {
+      const res = await call(key, "GET", "/admin/queues");
+      expect(res.status).toBe(403);
+      expect(res.json.error.message).toMatch(/platform operator key/);
+    }
+    expect((await call(BOOTSTRAP, "GET", "/admin/queues")).status).toBe(200);
+  });
+
+  /** What a team admin must not be able to change, read straight from the database. */
+  async function platformState() {
+    const conn = await connectMongo(config.MONGO_URL, config.MONGO_DB);
+    try {
+      const db = conn.db!;
+      return {
+        keys: await db
+          .collection("api_keys")
+          .find({}, { projection: { keyId: 1, team: 1, role: 1, revokedAt: 1 } })
+          .toArray(),
+        teams: await db
+          .collection("teams")
+          .find({}, { projection: { name: 1, quota: 1 } })
+          .toArray(),
+        rateCards: await db.collection("rate_cards").countDocuments(),
+      };
+    } finally {
+      await conn.close();
+    }
+  }
+
+  it("a team admin cannot take over the platform or another team; nothing changes in the database", async () => {
+    const platformKey = await call(BOOTSTRAP, "POST", `/v1/teams/${PLATFORM_TEAM}/keys`, { name: "ops-viewer", role: "viewer" });
+    const bKeyId = (await call(b.viewer, "GET", "/v1/me")).json.keyId as string;
+    const before = await platformState();
+    const attempts: Array<[string, string, unknown, number]> = [
+      // The reported escalation: an admin key of the bootstrap team, issued by another team's admin.
+      ["POST", `/v1/teams/${PLATFORM_TEAM}/keys`, { name: "takeover", role: "admin" }, 404],
+      ["POST", `/v1/teams/${b.name}/keys`, { name: "into-b", role: "viewer" }, 404],
+      ["POST", `/v1/teams/${a.name}/keys`, { name: "above", role: "operator" }, 403],
+      ["GET", `/v1/teams/${b.name}/keys`, undefined, 404],
+      ["DELETE", `/v1/teams/${b.name}/keys/${bKeyId}`, undefined, 404],
+      ["DELETE", `/v1/teams/${PLATFORM_TEAM}/keys/${platformKey.json.id}`, undefined, 404],
+      ["PUT", `/v1/teams/${a.name}/quota`, { maxGpus: 1000 }, 403],
+      ["PUT", `/v1/teams/${b.name}/quota`, { maxGpus: 0 }, 403],
+      ["PUT", "/v1/pricing", { gpuTypes: { cpu: 0 } }, 403],
+      ["GET", "/v1/pricing", undefined, 403],
+      ["GET", "/v1/teams", undefined, 403],
+      ["GET", `/v1/teams/${b.name}`, undefined, 404],
+      ["GET", `/v1/teams/${PLATFORM_TEAM}`, undefined, 404],
+      ["POST", "/v1/teams", { name: `rogue-${suffix}` }, 403],
+      ["GET", `/v1/audit?team=${b.name}`, undefined, 404],
+    ];
+    for (const [method, path, body, status] of attempts) {
+      const res = await call(a.admin, method, path, body);
+      expect(res.status, `${method} ${path}: ${res.text}`).toBe(status);
+      // An error message and nothing else: no field of what the path names.
+      expect(Object.keys(res.json), `${method} ${path}`).toEqual(["error"]);
+      expect(Object.keys(res.json.error)).toEqual(["message"]);
+    }
+    expect(await platformState()).toEqual(before);
+    // B's key still works: the refused revoke changed nothing.
+    expect((await call(b.viewer, "GET", "/v1/me")).status).toBe(200);
+  });
+
+  it("operator keys: only operators issue them, only in the platform team; no key revokes one above it", async () => {
+    expect((await call(BOOTSTRAP, "POST", `/v1/teams/${a.name}/keys`, { name: "op-in-a", role: "operator" })).status).toBe(400);
+    const op = await call(BOOTSTRAP, "POST", `/v1/teams/${PLATFORM_TEAM}/keys`, { name: "ops", role: "operator" });
+    expect(op.status, op.text).toBe(201);
+    // An issued operator key runs the platform like the bootstrap key.
+    const team = await call(op.json.key, "POST", "/v1/teams", { name: `by-op-${suffix}` });
+    expect(team.status, team.text).toBe(201);
+    expect((await call(op.json.key, "GET", "/v1/me")).json).toMatchObject({ team: PLATFORM_TEAM, role: "operator" });
+    // The platform team's plain admin is a team admin: it cannot revoke (or issue) an operator key.
+    const pAdmin = await call(BOOTSTRAP, "POST", `/v1/teams/${PLATFORM_TEAM}/keys`, { name: "p-admin", role: "admin" });
+    const revoke = await call(pAdmin.json.key, "DELETE", `/v1/teams/${PLATFORM_TEAM}/keys/${op.json.id}`);
+    expect([revoke.status, revoke.json.error.message]).toEqual([
+      403,
+      "a key with the role 'admin' cannot revoke a key with the higher role 'operator'",
+    ]);
+    expect((await call(pAdmin.json.key, "POST", `/v1/teams/${PLATFORM_TEAM}/keys`, { name: "x", role: "operator" })).status).toBe(
+      403,
+    );
+    expect((await call(pAdmin.json.key, "GET", "/v1/teams")).status).toBe(403);
+    expect((await call(op.json.key, "GET", "/v1/teams")).status).toBe(200);
+  });
+
+  it("the audit log: operators read every team's events, a team's admins only their own", async () => {
+    const own = await call(a.admin, "GET", "/v1/audit?limit=500");
+    expect(own.status).toBe(200);
+    const ownEvents = own.json.items as Json[];
+    expect(ownEvents.length).toBeGreaterThan(0);
+    expect(new Set(ownEvents.map((e) => e.team))).toEqual(new Set([a.name]));
+    // The operator's changes to team A (keys issued for it) are A's events too.
+    expect(ownEvents.some((e) => e.action === "key.issue" && e.actor.role === "operator")).toBe(true);
+    const all = await call(BOOTSTRAP, "GET", "/v1/audit?limit=500");
+    const teams = new Set((all.json.items as Json[]).map((e) => e.team));
+    for (const t of [a.name, b.name, PLATFORM_TEAM]) expect(teams).toContain(t);
+    const onlyB = await call(BOOTSTRAP, "GET", `/v1/audit?team=${b.name}&limit=500`);
+    expect(new Set((onlyB.json.items as Json[]).map((e) => e.team))).toEqual(new Set([b.name]));
   });
 });
 

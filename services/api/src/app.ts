@@ -1,4 +1,4 @@
-import { type Logger, parseAllowlist, secretBoxFromConfig } from "@trainyard/common";
+import { type Logger, OPERATOR_ROLE, parseAllowlist, secretBoxFromConfig } from "@trainyard/common";
 import { NodeGateway } from "@trainyard/core";
 import { connectMongo, createRepos, RedisDocumentLocks, syncIndexes } from "@trainyard/db";
 import { type RunningService, registerQueueDepthMetrics, startServiceBase } from "@trainyard/runtime";
@@ -31,7 +31,7 @@ export interface StartApiOptions {
 /**
  * The API service: HTTP in, MongoDB and the queues out. /healthz, /readyz and /metrics come from
  * the runtime on the same listener, /openapi.json and /docs are public; everything under /v1 and
- * /admin/queues needs an API key (the queues an admin's). Holds no module-level state, so several
+ * /admin/queues needs an API key (the queues an operator's). Holds no module-level state, so several
  * can run in one process (tests).
  */
 export async function startApi(
@@ -83,6 +83,7 @@ export async function startApi(
       gateway,
       logger: base.logger,
       logPollMs: opts.logPollMs ?? 1000,
+      platformTeam: config.API_ADMIN_TEAM,
       streams: new Set(),
       alertAllowlist: parseAllowlist(config.ALERT_ALLOWED_HOSTS),
     };
@@ -103,7 +104,8 @@ export async function startApi(
       prefix: config.TRAINYARD_QUEUE_PREFIX,
     });
     app.use("/v1", auth, limit);
-    app.use(ADMIN_QUEUES_PATH, auth, limit, requireRole("admin"));
+    // The queue dashboard shows every team's job payloads: operators only.
+    app.use(ADMIN_QUEUES_PATH, auth, limit, requireRole(OPERATOR_ROLE));
     app.use(requireJsonBody);
     app.use(express.json({ limit: config.API_BODY_LIMIT_BYTES, strict: true, type: ["application/json", "application/*+json"] }));
 

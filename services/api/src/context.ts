@@ -16,6 +16,8 @@ export interface ApiDeps {
   logPollMs: number;
   /** Live log followers, ended when the API closes so the HTTP server can stop. */
   streams: Set<() => void>;
+  /** API_ADMIN_TEAM: the platform team, the only one whose keys may be operators. */
+  platformTeam: string;
   /** ALERT_ALLOWED_HOSTS: private hosts/CIDRs alert channel URLs may point at (none when absent). */
   alertAllowlist?: HostAllowlist;
 }

@@ -73,10 +73,10 @@ async function call(authorization: string | undefined, override: Partial<ApiKeyD
 }
 
 describe("authenticate", () => {
-  it("the bootstrap token is an admin of the bootstrap team", async () => {
+  it("the bootstrap token is an operator of the platform team", async () => {
     const { next, principal } = await call("Bearer the-admin-token-1234");
     expect(next).toHaveBeenCalledOnce();
-    expect(principal).toEqual({ team: "ops", role: "admin", keyId: "bootstrap", keyName: "bootstrap" });
+    expect(principal).toEqual({ team: "ops", role: "operator", keyId: "bootstrap", keyName: "bootstrap" });
   });
 
   it("an issued key acts for its team with its role", async () => {
@@ -119,7 +119,7 @@ describe("requireRole", () => {
     requireRole(needed)({} as Request, res as unknown as Response, next);
     return { res, next };
   };
-  it("orders viewer < member < admin", () => {
+  it("orders viewer < member < admin < operator", () => {
     expect(run("viewer", "viewer").next).toHaveBeenCalled();
     expect(run("member", "viewer").next).toHaveBeenCalled();
     expect(run("admin", "member").next).toHaveBeenCalled();
@@ -128,5 +128,14 @@ describe("requireRole", () => {
     expect(denied.res.statusCode).toBe(403);
     expect(denied.res.body).toMatchObject({ error: { message: "this needs the 'member' role; the key's role is 'viewer'" } });
     expect(run("member", "admin").res.statusCode).toBe(403);
+  });
+  it("puts operator above admin: a team's admin is not a platform operator", () => {
+    expect(run("operator", "admin").next).toHaveBeenCalled();
+    const denied = run("admin", "operator");
+    expect(denied.next).not.toHaveBeenCalled();
+    expect(denied.res.statusCode).toBe(403);
+    expect(denied.res.body).toMatchObject({
+      error: { message: "this needs a platform operator key (role 'operator'); the key's role is 'admin'" },
+    });
   });
 });

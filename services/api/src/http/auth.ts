@@ -1,4 +1,4 @@
-import { apiKeyId, hashApiKey, type Role, roleAllows, secretsEqual } from "@trainyard/common";
+import { apiKeyId, hashApiKey, OPERATOR_ROLE, type Role, roleAllows, secretsEqual } from "@trainyard/common";
 import type { Repos } from "@trainyard/db";
 import type { RequestHandler, Response } from "express";
 
@@ -21,7 +21,7 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 export interface AuthOptions {
-  /** API_ADMIN_TOKEN: the bootstrap admin key, acting for `bootstrapTeam`. */
+  /** API_ADMIN_TOKEN: the bootstrap operator key, acting for `bootstrapTeam` (the platform team). */
   bootstrapToken: string;
   bootstrapTeam: string;
   now?: () => Date;
@@ -44,7 +44,7 @@ export function authenticate(repos: Pick<Repos, "apiKeys">, opts: AuthOptions): 
     if (secretsEqual(token, opts.bootstrapToken)) {
       res.locals.principal = {
         team: opts.bootstrapTeam,
-        role: "admin",
+        role: OPERATOR_ROLE,
         keyId: BOOTSTRAP_KEY_ID,
         keyName: "bootstrap",
       } satisfies Principal;
@@ -74,9 +74,10 @@ export function principalOf(res: Response): Principal {
 
 /** 403 unless the caller's role is at least `needed`. */
 export function requireRole(needed: Role): RequestHandler {
+  const what = needed === OPERATOR_ROLE ? `a platform operator key (role '${needed}')` : `the '${needed}' role`;
   return (_req, res, next) => {
     const { role } = principalOf(res);
     if (roleAllows(role, needed)) return next();
-    res.status(403).json({ error: { message: `this needs the '${needed}' role; the key's role is '${role}'` } });
+    res.status(403).json({ error: { message: `this needs ${what}; the key's role is '${role}'` } });
   };
 }

@@ -1,6 +1,13 @@
 import { z } from "zod";
-import { type ApiRoute, pathParams } from "./route-table";
+import { type ApiRoute, pathParams, type RouteScope } from "./route-table";
 import { errorBodySchema } from "./schemas";
+
+/** How each route scope reads in the document (and in docs/api.md's access matrix). */
+export const SCOPE_TEXT: Record<RouteScope, string> = {
+  team: "acts on the caller's team only",
+  "named-team": "acts on the team in the path: the caller's own, or any team for an operator",
+  platform: "platform operation (operators only)",
+};
 
 type JsonSchema = Record<string, unknown>;
 
@@ -83,7 +90,7 @@ function operation(route: ApiRoute, routes: readonly ApiRoute[]): JsonSchema {
     operationId: route.operationId,
     summary: route.summary,
     tags: [route.tag],
-    description: `Needs role \`${route.role}\`${route.scope === "team" ? "; acts on the caller's team only" : " (platform administration)"}.`,
+    description: `Needs role \`${route.role}\`; ${SCOPE_TEXT[route.scope]}.`,
     parameters: [
       ...pathParams(route.path).map((name) => ({
         name,

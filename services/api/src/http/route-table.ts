@@ -1,5 +1,5 @@
-import type { AuditAction, Role } from "@trainyard/common";
-import type { Request, Response, Router } from "express";
+import { type AuditAction, OPERATOR_ROLE, type Role } from "@trainyard/common";
+import type { Request, RequestHandler, Response, Router } from "express";
 import type { z } from "zod";
 import type { ApiDeps } from "../context";
 import { type Principal, principalOf, requireRole } from "./auth";
@@ -7,12 +7,14 @@ import { type Principal, principalOf, requireRole } from "./auth";
 export type HttpMethod = "get" | "post" | "put" | "delete";
 
 /**
- * Who owns the objects a route reaches:
- *   team      the caller's team (its own objects, or clusters shared with it): another team's
- *             object is a 404;
- *   platform  the operator's: teams, keys, pricing, audit (admin role).
+ * Who owns the objects a route reaches, enforced by `mountRoutes` for every route:
+ *   team        the caller's team (its own objects, or clusters shared with it): another team's
+ *               object is a 404;
+ *   named-team  the team named by the path's {team}: a team's key reaches only its own team
+ *               (another team is a 404), an operator reaches every team;
+ *   platform    the platform's: teams, quotas, pricing; operators only (role `operator`).
  */
-export type RouteScope = "team" | "platform";
+export type RouteScope = "team" | "named-team" | "platform";
 
 export interface RouteContext {
   req: Request;
@@ -73,10 +75,39 @@ function auditTarget(params: Record<string, string>, route: ApiRoute, body: unkn
   return String(b?.id ?? b?.name ?? "");
 }
 
-/** Mount every route on `router`: role check, handler, JSON reply, audit event on success. */
+/**
+ * The route's declared scope as a check, from the table alone: a route cannot be mounted without
+ * one, and a platform route that would let anyone below an operator in is a wiring error.
+ */
+export function scopeCheck(route: ApiRoute): RequestHandler {
+  switch (route.scope) {
+    case "team":
+      return (_req, _res, next) => next();
+    case "platform":
+      if (route.role !== OPERATOR_ROLE) {
+        throw new Error(`${route.operationId}: a platform route must need the '${OPERATOR_ROLE}' role`);
+      }
+      return (_req, _res, next) => next();
+    case "named-team":
+      if (!pathParams(route.path).includes("team")) {
+        throw new Error(`${route.operationId}: a named-team route needs a {team} path parameter`);
+      }
+      return (req, res, next) => {
+        const { role, team } = principalOf(res);
+        const named = String(req.params.team);
+        if (role === OPERATOR_ROLE || named === team) return next();
+        // The same answer as for a team that does not exist: other teams' names do not leak.
+        res.status(404).json({ error: { message: `team '${named}' not found` } });
+      };
+    default:
+      throw new Error(`${(route as ApiRoute).operationId}: unknown scope '${String((route as ApiRoute).scope)}'`);
+  }
+}
+
+/** Mount every route on `router`: role and scope checks, handler, JSON reply, audit event on success. */
 export function mountRoutes(router: Router, routes: readonly ApiRoute[], deps: ApiDeps): void {
   for (const route of routes) {
-    router[route.method](expressPath(route.path), requireRole(route.role), async (req, res) => {
+    router[route.method](expressPath(route.path), requireRole(route.role), scopeCheck(route), async (req, res) => {
       const principal = principalOf(res);
       const params = req.params as Record<string, string>;
       const body = await route.handle({ req, res, principal, team: principal.team, params });

@@ -18,9 +18,13 @@ import {
 
 const keyView = objectWith({ id: z.string(), team: z.string(), role: z.string(), prefix: z.string() });
 
-/** Teams, keys and the audit log: the operator's (admin) routes, plus /v1/me for everyone. */
+/**
+ * Teams and quotas (operators), a team's keys (its admins; operators for every team), the audit
+ * log (operators all of it, a team's admins their team's), and /v1/me for everyone.
+ */
 export function accessRoutes(deps: ApiDeps): ApiRoute[] {
-  const platform = { tag: "access", scope: "platform", role: "admin" } as const;
+  const platform = { tag: "access", scope: "platform", role: "operator" } as const;
+  const teamKeys = { tag: "access", scope: "named-team", role: "admin" } as const;
   return [
     {
       method: "get",
@@ -58,7 +62,9 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       handle: () => listTeams(deps),
     },
     {
-      ...platform,
+      tag: "access",
+      scope: "named-team",
+      role: "viewer",
       method: "get",
       path: "/v1/teams/{team}",
       operationId: "getTeam",
@@ -81,7 +87,7 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       },
     },
     {
-      ...platform,
+      ...teamKeys,
       method: "post",
       path: "/v1/teams/{team}/keys",
       operationId: "issueApiKey",
@@ -95,7 +101,7 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       },
     },
     {
-      ...platform,
+      ...teamKeys,
       method: "get",
       path: "/v1/teams/{team}/keys",
       operationId: "listApiKeys",
@@ -104,28 +110,32 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       handle: ({ params }) => listApiKeys(deps, params.team!),
     },
     {
-      ...platform,
+      ...teamKeys,
       method: "delete",
       path: "/v1/teams/{team}/keys/{keyId}",
       operationId: "revokeApiKey",
       summary: "Revoke a key: it answers 401 from now on",
       ok: { status: 204, description: "revoked" },
       audit: "key.revoke",
-      async handle({ res, params }) {
+      async handle({ res, principal, params }) {
         res.locals.auditTeam = params.team;
-        await revokeApiKey(deps, params.team!, params.keyId!);
+        await revokeApiKey(deps, principal, params.team!, params.keyId!);
         return null;
       },
     },
     {
-      ...platform,
+      tag: "access",
+      scope: "team",
+      role: "admin",
       method: "get",
       path: "/v1/audit",
       operationId: "listAuditEvents",
-      summary: "Who did what: submits, cancels, budget, channel, cluster and key changes; newest first",
+      summary:
+        "Who did what: submits, cancels, budget, channel, cluster, key, team and quota changes; newest first. " +
+        "Operators read every team's events, a team's admins their own team's",
       query: auditQuerySchema,
       ok: { status: 200, description: "events", schema: itemsOf(objectWith({ action: z.string() })) },
-      handle: ({ req }) => listAuditEvents(deps, req.query),
+      handle: ({ req, principal }) => listAuditEvents(deps, principal, req.query),
     },
   ];
 }

@@ -4,9 +4,14 @@ import {
   type AuditEventView,
   apiKeyInputSchema,
   generateApiKey,
+  notFound,
+  OPERATOR_ROLE,
   quotaSchema,
+  type Role,
+  roleAllows,
   type TeamView,
   teamInputSchema,
+  UserError,
 } from "@trainyard/common";
 import { apiKeyView, auditEventView, teamView } from "@trainyard/db";
 import { z } from "zod";
@@ -42,10 +47,24 @@ export interface IssuedApiKey extends ApiKeyView {
   key: string;
 }
 
-/** Issue a key for a team; only its SHA-256 is stored, the key itself is returned once. */
+/** 403 unless `by` holds at least `role`: no key hands out or takes away more than it has. */
+function assertRoleWithin(by: Principal, role: Role, verb: "issue" | "revoke"): void {
+  if (!roleAllows(by.role, role)) {
+    throw new UserError(403, `a key with the role '${by.role}' cannot ${verb} a key with the higher role '${role}'`);
+  }
+}
+
+/**
+ * Issue a key for a team; only its SHA-256 is stored, the key itself is returned once. Never a
+ * role above the issuer's; operator keys only in the platform team, so no other team can hold one.
+ */
 export async function issueApiKey(deps: ApiDeps, by: Principal, team: string, body: unknown): Promise<IssuedApiKey> {
   const input = apiKeyInputSchema.parse(body);
+  assertRoleWithin(by, input.role, "issue");
   await deps.repos.teams.get(team);
+  if (input.role === OPERATOR_ROLE && team !== deps.platformTeam) {
+    throw new UserError(400, `operator keys belong to the platform team '${deps.platformTeam}', not to '${team}'`);
+  }
   const { id, key, hash } = generateApiKey();
   const doc = await deps.repos.apiKeys.insert({
     keyId: id,
@@ -65,7 +84,10 @@ export async function listApiKeys(deps: ApiDeps, team: string): Promise<{ items:
   return { items: (await deps.repos.apiKeys.list(team)).map(apiKeyView) };
 }
 
-export async function revokeApiKey(deps: ApiDeps, team: string, keyId: string): Promise<void> {
+export async function revokeApiKey(deps: ApiDeps, by: Principal, team: string, keyId: string): Promise<void> {
+  const key = await deps.repos.apiKeys.byKeyId(keyId);
+  if (!key || key.team !== team) throw notFound(`API key '${keyId}'`);
+  assertRoleWithin(by, key.role, "revoke");
   await deps.repos.apiKeys.revoke(team, keyId);
   deps.logger.info({ team, keyId }, "API key revoked");
 }
@@ -79,12 +101,21 @@ export const auditQuerySchema = z
   })
   .strict();
 
-/** The audit log, newest first; page with `before` = the last event's `at`. */
-export async function listAuditEvents(deps: ApiDeps, query: unknown): Promise<{ items: AuditEventView[] }> {
+/**
+ * The audit log, newest first; page with `before` = the last event's `at`. Operators read every
+ * team's events (or one team's with `team`); a team's admins read their own team's only.
+ */
+export async function listAuditEvents(deps: ApiDeps, by: Principal, query: unknown): Promise<{ items: AuditEventView[] }> {
   const q = auditQuerySchema.parse(query);
+  let team = q.team;
+  if (by.role !== OPERATOR_ROLE) {
+    // Another team's name is answered as if it did not exist, as everywhere else.
+    if (team !== undefined && team !== by.team) throw notFound(`team '${team}'`);
+    team = by.team;
+  }
   const events = await deps.repos.audit.list({
     limit: q.limit,
-    ...(q.team ? { team: q.team } : {}),
+    ...(team ? { team } : {}),
     ...(q.action ? { action: q.action } : {}),
     ...(q.before ? { before: new Date(q.before) } : {}),
   });
