@@ -15,7 +15,7 @@ const specs = readdirSync(root, { withFileTypes: true })
 describe("examples", () => {
   it("has one per framework", () => {
     const frameworks = new Set(specs.map((s) => JSON.parse(readFileSync(join(root, s), "utf8")).framework));
-    expect([...frameworks].sort()).toEqual(["horovod", "pytorch", "tensorflow"]);
+    expect([...frameworks].sort()).toEqual(["command", "horovod", "pytorch", "tensorflow"]);
   });
 
   for (const spec of specs) {

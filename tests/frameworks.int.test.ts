@@ -19,6 +19,8 @@ const example = (path: string) => readFileSync(join(REPO_ROOT, "examples", path)
 const TF_TRAIN = example("tensorflow-mwms/train.py");
 const HVD_TRAIN = example("horovod/train.py");
 const MPI_ALLREDUCE = example("mpi/allreduce.py");
+const COMMAND_SPAWN = example("command/spawn.py");
+const COMMAND_TORCHRUN = JSON.parse(example("command/job-torchrun.json")).command as string[];
 
 const MARKER = "trainyard-attempt=";
 
@@ -180,6 +182,60 @@ describe("frameworks: real multi-node runs on 2 local SSH nodes", () => {
     expect(n1).toContain("task worker:0 replicas=2 allreduce=1");
     expect(n2).toContain("task worker:1 replicas=2 allreduce=1");
     expect(job.progress).toMatchObject({ step: 5, totalSteps: 5 });
+  });
+
+  it("command (its own launcher): each node runs the command once and spawns its ranks into one group of 4", async () => {
+    const id = await submitJob(p, {
+      name: "command-spawn",
+      framework: "command",
+      cluster: cluster.name,
+      resources: { nodes: 2, gpusPerNode: 2 },
+      command: ["python3", "spawn.py", "--steps", "5"],
+      files: { "spawn.py": COMMAND_SPAWN },
+    });
+    const job = await waitForJob(p, id, undefined, 240_000);
+    succeeded(job);
+    const [n1, n2] = [await logs(p, id, "n1"), await logs(p, id, "n2")];
+    // The script read the environment alone: node rank, GPUs per node, world size, master endpoint.
+    for (const r of [0, 1]) expect(n1).toContain(`rank ${r}/4 allreduce=6`);
+    for (const r of [2, 3]) expect(n2).toContain(`rank ${r}/4 allreduce=6`);
+    const [h1, h2] = p.infra.nodes;
+    expect(n1).toContain(`hostfile: ${h1!.host} slots=2 | ${h2!.host} slots=2`);
+    expect(job.progress).toMatchObject({ step: 5, totalSteps: 5 });
+    // Launched as is: no framework launcher in front of the job's command.
+    expect(launchScript(p, job, "n2")).not.toContain("torchrun");
+    expect(processesOfAttempt(job.attempts[0]!.id)).toEqual([]);
+  });
+
+  it("command: torchrun started by the job itself from NNODES/NODE_RANK/MASTER_ADDR/MASTER_PORT", async () => {
+    const id = await submitJob(p, {
+      name: "command-torchrun",
+      framework: "command",
+      cluster: cluster.name,
+      resources: { nodes: 2, gpusPerNode: 2 },
+      command: COMMAND_TORCHRUN.map((a) => a.replace("--steps 10", "--steps 5")),
+      files: { "train.py": EXAMPLE_TRAIN },
+    });
+    const job = await waitForJob(p, id, undefined, 240_000);
+    succeeded(job);
+    const all = (await logs(p, id, "n1")) + (await logs(p, id, "n2"));
+    for (const r of [0, 1, 2, 3]) expect(all).toContain(`rank ${r}/4 allreduce=6`);
+  });
+
+  it("command: a node whose command fails fails the gang, naming the node and exit code", async () => {
+    const id = await submitJob(p, {
+      name: "command-fail",
+      framework: "command",
+      cluster: cluster.name,
+      resources: { nodes: 2, gpusPerNode: 1 },
+      // Node 1 fails; node 0 would wait for it for ever (as a rank in a collective would).
+      command: ["bash", "-c", 'if [ "$NODE_RANK" = 1 ]; then echo boom >&2; exit 5; fi; sleep 300'],
+    });
+    const job = await waitForJob(p, id, undefined, 120_000);
+    expect(job.status).toBe("FAILED");
+    expect(job.failure?.reason).toMatch(/n2/);
+    expect(job.failure?.reason).toMatch(/5/);
+    expect(processesOfAttempt(job.attempts[0]!.id)).toEqual([]);
   });
 
   it("mpirun + mpi4py across both nodes over the attempt's own SSH key, which is gone afterwards", async () => {

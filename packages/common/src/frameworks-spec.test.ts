@@ -8,10 +8,10 @@ const messages = (body: Record<string, unknown>) => {
 };
 
 describe("job spec: frameworks and their options", () => {
-  it("knows pytorch, horovod and tensorflow, and names them for anything else", () => {
-    expect(FRAMEWORKS).toEqual(["pytorch", "horovod", "tensorflow"]);
+  it("knows pytorch, horovod, tensorflow and command, and names them for anything else", () => {
+    expect(FRAMEWORKS).toEqual(["pytorch", "horovod", "tensorflow", "command"]);
     expect(messages({ framework: "jax" })).toEqual([
-      'framework: unknown framework "jax"; supported: pytorch, horovod, tensorflow',
+      'framework: unknown framework "jax"; supported: pytorch, horovod, tensorflow, command',
     ]);
   });
 

@@ -3,7 +3,8 @@ import { absolutePathSchema, envSchema, nameSchema, relativePathSchema } from ".
 import type { JobCost } from "./pricing";
 
 /** Frameworks this build can really launch. Others are refused with a 400, not accepted and faked. */
-export const FRAMEWORKS = ["pytorch", "horovod", "tensorflow"] as const;
+/** `command`: any launcher; the job's command runs once per node with the documented environment. */
+export const FRAMEWORKS = ["pytorch", "horovod", "tensorflow", "command"] as const;
 export const frameworkSchema = z.enum(FRAMEWORKS, {
   error: (issue) => `unknown framework ${JSON.stringify(issue.input)}; supported: ${FRAMEWORKS.join(", ")}`,
 });
@@ -147,6 +148,7 @@ function refineFrameworkOptions(spec: FrameworkOptionsView, ctx: z.RefinementCtx
       );
     else if (framework === "tensorflow")
       issue(["resources"], "TensorFlow jobs are not elastic: remove resources.minNodes/maxNodes");
+    else if (framework === "command") issue(["resources"], "command jobs are not elastic: remove resources.minNodes/maxNodes");
     else if (spec.pytorch.rendezvous !== "c10d")
       issue(["pytorch", "rendezvous"], 'elastic jobs (resources.minNodes/maxNodes) need "rendezvous": "c10d"');
     const min = resources.minNodes ?? resources.nodes;

@@ -9,8 +9,8 @@
  *   children over SSH, so those nodes mirror the head's exit. A failure names the first failed rank
  *   from the launcher's summary ("Process name: …", "Exit code: …"). Horovod Elastic tolerates
  *   losing non-head nodes while at least minNp slots remain.
- * - tensorflow: one task per node; a node's non-zero exit fails the gang (the others would hang in
- *   their collectives).
+ * - tensorflow, command: one process per node; a node's non-zero exit fails the gang (the others
+ *   would hang in their collectives).
  * - all: a lost node (its processes vanished without an exit code, or it could not be reached for
  *   several checks in a row) fails the gang unless the job is elastic and can do without it.
  */

@@ -247,6 +247,42 @@ describe("TensorFlow MultiWorkerMirroredStrategy", () => {
   }
 });
 
+describe("command (any launcher)", () => {
+  const command = () => spec({ framework: "command" });
+
+  it("runs the command as is on every node, with the launcher-neutral environment and a hostfile", () => {
+    const plan = planJob(input(command()));
+    expect(plan).toMatchObject({ framework: "command", rendezvous: "env", masterAddr: "10.0.0.11", masterPort: 29504 });
+    expect(plan.portsPerNode).toBe(portsPerNode(command()));
+    expect(plan.nodes.map((n) => [n.launches, n.argv])).toEqual([
+      [true, spec().command],
+      [true, spec().command],
+    ]);
+    for (const [rank, n] of plan.nodes.entries()) {
+      expect(n.env).toMatchObject({
+        NODE_RANK: String(rank),
+        NNODES: "2",
+        GPUS_PER_NODE: "2",
+        WORLD_SIZE: "4",
+        MASTER_ADDR: "10.0.0.11",
+        MASTER_PORT: "29504",
+        MASTER_ENDPOINT: "10.0.0.11:29504",
+        TRAINYARD_NODE_RANK: String(rank),
+        TRAINYARD_HOSTFILE: `${n.dir}/hostfile`,
+      });
+      expect(n.files.hostfile).toBe("10.0.0.11 slots=2\n10.0.0.12 slots=2\n");
+      // What the user sent is quoted, never expanded by Trainyard's own script.
+      expect(n.files["launch.sh"]).toContain(`python3 train.py --note 'it'\\''s $(not run)'`);
+    }
+  });
+
+  it("refuses elastic bounds and a port block smaller than it needs", () => {
+    expect(jobSpecSchema.safeParse({ ...command(), resources: { nodes: 2, gpusPerNode: 1, minNodes: 1 } }).success).toBe(false);
+    const i = input(command());
+    expect(() => planJob({ ...i, nodes: i.nodes.map((n) => ({ ...n, ports: [29504] })) })).toThrow(/needs 4/);
+  });
+});
+
 describe("generated scripts are valid sh", () => {
   it("launch.sh, rank.sh, the ssh shim and the discovery script parse with sh -n", () => {
     const dir = mkdtempSync(join(tmpdir(), "ty-sh-"));
@@ -254,6 +290,7 @@ describe("generated scripts are valid sh", () => {
       planJob(input(horovod())),
       planJob(input(horovod({ elastic: { minNp: 2, maxNp: 4 } }))),
       planJob(input(tensorflow())),
+      planJob(input(spec({ framework: "command" }))),
     ];
     for (const plan of plans)
       for (const n of plan.nodes)

@@ -1,4 +1,5 @@
 export * from "./allocation";
+export * from "./command";
 export * from "./failures";
 export * from "./horovod";
 export * from "./inter-node-ssh";

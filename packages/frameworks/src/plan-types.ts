@@ -51,7 +51,7 @@ export interface LaunchPlan {
   framework: Framework;
   /**
    * How the ranks find each other: pytorch "static" | "c10d"; horovod "horovodrun" | "mpirun";
-   * tensorflow "tf_config".
+   * tensorflow "tf_config"; command "env" (the job's own launcher reads the environment).
    */
   rendezvous: string;
   masterAddr: string;

@@ -1,4 +1,5 @@
 import type { JobSpec } from "@trainyard/common";
+import { planCommand } from "./command";
 import { horovodOptions, planHorovod } from "./horovod";
 import type { LaunchPlan, PlanInput } from "./plan-types";
 import { planPytorch, pytorchElastic } from "./pytorch";
@@ -13,6 +14,8 @@ export function planJob(input: PlanInput): LaunchPlan {
       return planHorovod(input);
     case "tensorflow":
       return planTensorflow(input);
+    case "command":
+      return planCommand(input);
     default:
       throw new Error(`no launch plan for framework '${String(input.spec.framework)}'`);
   }

@@ -1,4 +1,5 @@
 import type { Framework, JobSpec } from "@trainyard/common";
+import { COMMAND_PORTS_PER_NODE } from "./command";
 import { HOROVOD_PORTS_PER_NODE } from "./horovod";
 import { PYTORCH_PORTS_PER_NODE } from "./pytorch";
 import { tensorflowPortsPerNode } from "./tensorflow";
@@ -20,6 +21,8 @@ export const FRAMEWORK_REQUIREMENTS: Readonly<Record<Framework, FrameworkRequire
   pytorch: { portsPerNode: PYTORCH_PORTS_PER_NODE, homogeneousGpus: false },
   horovod: { portsPerNode: HOROVOD_PORTS_PER_NODE, homogeneousGpus: true },
   tensorflow: { portsPerNode: 1, homogeneousGpus: true },
+  // The job's own launcher decides; most assume one GPU type, but that is theirs to require.
+  command: { portsPerNode: COMMAND_PORTS_PER_NODE, homogeneousGpus: false },
 };
 
 export function frameworkRequirements(framework: Framework): FrameworkRequirements {
@@ -37,6 +40,8 @@ export function portsPerNode(spec: Pick<JobSpec, "framework" | "resources">): nu
       return HOROVOD_PORTS_PER_NODE;
     case "tensorflow":
       return tensorflowPortsPerNode(spec);
+    case "command":
+      return COMMAND_PORTS_PER_NODE;
     default:
       throw new Error(`no port requirements known for framework '${String(spec.framework)}'`);
   }
