@@ -38,13 +38,22 @@ export const retryPolicySchema = z
     fatalExitCodes: z.array(z.number().int().min(-255).max(255)).max(64).default([]),
     /** Log lines that make a failure fatal (matched against each node's log tail). */
     fatalLogPatterns: patternList.default(["SyntaxError", "IndentationError", "ModuleNotFoundError", "ImportError"]),
-    /** Log lines that make a failure retryable even when its exit code is listed as fatal. */
+    /**
+     * Log lines that make a failure retryable even when its exit code is listed as fatal: faults
+     * of the machine or the network, not of the program. NCCL only by its transient errors (system,
+     * remote, CUDA, internal; watchdog timeouts; aborted communicators; IB completions): a job run
+     * with NCCL_DEBUG=INFO logs "NCCL" on every line, and ncclInvalidUsage is a bug to fail on.
+     */
     retryableLogPatterns: patternList.default([
       "CUDA error",
-      "NCCL",
       "ECC error",
+      "NCCL error.*(unhandled system error|remote process exited|network error|unhandled cuda error|internal check failed)",
+      "nccl(SystemError|RemoteError|UnhandledCudaError|InternalError)",
+      "Watchdog caught collective operation timeout",
+      "NCCL communicator was aborted",
+      "NET/IB.*(completion.*with error|Got async event)",
       "Connection reset by peer",
-      "Connection closed by peer",
+      "Connection closed by (remote )?peer",
     ]),
   })
   .strict();

@@ -34,6 +34,9 @@ export function nodeEnv(
   const env: Record<string, string> = { ...input.clusterEnv, ...input.spec.env };
   // Many ranks per node each spawning one OpenMP thread per core oversubscribes the CPU.
   if (env.OMP_NUM_THREADS === undefined) env.OMP_NUM_THREADS = "1";
+  // CUDA's default order (fastest first) differs from nvidia-smi's: the GPU indices Trainyard
+  // allocates are nvidia-smi's (PCI bus order), so CUDA_VISIBLE_DEVICES must mean the same GPUs.
+  if (env.CUDA_DEVICE_ORDER === undefined) env.CUDA_DEVICE_ORDER = "PCI_BUS_ID";
   Object.assign(env, {
     TRAINYARD_JOB_ID: input.jobId,
     TRAINYARD_ATTEMPT: String(input.attemptNumber),

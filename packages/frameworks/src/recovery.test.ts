@@ -44,7 +44,42 @@ describe("decideRetry", () => {
       retry: false,
       why: "exit code 3 is fatal",
     });
-    expect(decideRetry(policy, { lost: false, exitCode: 3, logTail: "RuntimeError: NCCL error in: ..." }, 1).retry).toBe(true);
+    expect(
+      decideRetry(
+        policy,
+        { lost: false, exitCode: 3, logTail: "RuntimeError: NCCL error in: ProcessGroupNCCL.cpp:1269, unhandled system error" },
+        1,
+      ).retry,
+    ).toBe(true);
+  });
+
+  // Real lines from torch/NCCL: transient machine or network faults retry, whatever the exit code.
+  it.each([
+    "RuntimeError: NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1269, unhandled system error, NCCL version 2.14.3",
+    "torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, remote process exited or there was a network error, NCCL version 2.19.3",
+    "ncclRemoteError: A call failed possibly due to a network error or a remote process exiting prematurely.",
+    "ncclSystemError: System call (e.g. socket, malloc) or external library call failed or device error.",
+    "[Rank 3] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=812, OpType=ALLREDUCE) ran for 600035 milliseconds before timing out.",
+    "NCCL communicator was aborted on rank 5.",
+    "gpu-a:1234:1288 [0] NCCL WARN NET/IB : Got completion from peer 10.0.0.12<48329> with error 12, opcode 0, len 0, vendor err 129",
+    "gpu-b:88:90 [1] NCCL WARN Net : Connection closed by remote peer 10.0.0.11<51514>",
+  ])("retries on %s", (line) => {
+    expect(decideRetry(policy, { lost: false, exitCode: 3, logTail: `step 9\n${line}\n` }, 1).retry).toBe(true);
+  });
+
+  it("does not take NCCL_DEBUG=INFO chatter or NCCL usage errors for a transient fault", () => {
+    const info = [
+      "gpu-a:1234:1234 [0] NCCL INFO Bootstrap : Using eth0:10.0.0.11<0>",
+      "gpu-a:1234:1234 [0] NCCL INFO NET/Plugin : No plugin found (libnccl-net.so)",
+      "gpu-a:1234:1290 [0] NCCL INFO comm 0x55d0 rank 0 nranks 4 cudaDev 0 busId 1000 - Init COMPLETE",
+    ].join("\n");
+    const bug = `${info}\nValueError: shapes (3,) and (4,) not aligned`;
+    expect(decideRetry(policy, { lost: false, exitCode: 3, logTail: bug }, 1)).toEqual({
+      retry: false,
+      why: "exit code 3 is fatal",
+    });
+    const usage = `${info}\nRuntimeError: NCCL error in: ProcessGroupNCCL.cpp:1191, invalid usage, NCCL version 2.14.3\nncclInvalidUsage: This usually reflects invalid usage of NCCL library.`;
+    expect(decideRetry(policy, { lost: false, exitCode: 3, logTail: usage }, 1).retry).toBe(false);
   });
 });
 
