@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-bash scripts/infra/up.sh
+# The demo job is PyTorch (Debian's, always there): skip the TensorFlow install and Horovod build.
+TRAINYARD_FRAMEWORKS=${TRAINYARD_FRAMEWORKS:-pytorch} bash scripts/infra/up.sh
 exec pnpm exec tsx scripts/demo.ts "$@"

@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { JobView } from "@trainyard/common";
-import { processesOfAttempt, REPO_ROOT } from "@trainyard/testkit";
+import { itWithFramework, processesOfAttempt, REPO_ROOT } from "@trainyard/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXAMPLE_TRAIN, type Platform, registerCluster, startPlatform, submitJob, waitForJob } from "./harness";
 
@@ -24,15 +24,9 @@ const COMMAND_TORCHRUN = JSON.parse(example("command/job-torchrun.json")).comman
 
 const MARKER = "trainyard-attempt=";
 
-/** Horovod is built by scripts/infra/up.sh when it can be (infra.json says whether it was). */
-const HOROVOD = (() => {
-  try {
-    execFileSync("/opt/trainyard-node/venv/bin/python3", ["-c", "import horovod.torch"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+/** Framework tests run where up.sh installed the framework; on CI a missing one fails them. */
+const itTensorflow = itWithFramework("tensorflow");
+const itHorovod = itWithFramework("horovod");
 
 /** authorized_keys of every node account (read as root, independently of the product). */
 function attemptKeys(p: Platform): Array<{ node: string; line: string }> {
@@ -166,7 +160,7 @@ describe("frameworks: real multi-node runs on 2 local SSH nodes", () => {
     for (const r of [0, 1, 2, 3]) expect(all).toContain(`rank ${r}/4 allreduce=6`);
   });
 
-  it("TensorFlow MultiWorkerMirroredStrategy: 2 workers, one TF_CONFIG cluster, one collective group", async () => {
+  itTensorflow("TensorFlow MultiWorkerMirroredStrategy: 2 workers, one TF_CONFIG cluster, one collective group", async () => {
     const id = await submitJob(p, {
       name: "tf-mwms",
       framework: "tensorflow",
@@ -291,7 +285,7 @@ describe("frameworks: real multi-node runs on 2 local SSH nodes", () => {
     expectNoKeyLeft(p, job);
   });
 
-  it.skipIf(!HOROVOD)("horovodrun (Gloo, torch): 2 nodes x 2 ranks form one group of 4", async () => {
+  itHorovod("horovodrun (Gloo, torch): 2 nodes x 2 ranks form one group of 4", async () => {
     const id = await submitJob(p, {
       name: "hvd-static",
       framework: "horovod",
@@ -309,7 +303,7 @@ describe("frameworks: real multi-node runs on 2 local SSH nodes", () => {
     expectNoKeyLeft(p, job);
   });
 
-  it.skipIf(!HOROVOD)("horovodrun: cancel stops every rank on both nodes and revokes the key", async () => {
+  itHorovod("horovodrun: cancel stops every rank on both nodes and revokes the key", async () => {
     const id = await submitJob(p, {
       name: "hvd-cancel",
       framework: "horovod",
@@ -386,7 +380,7 @@ describe("Horovod Elastic: a node disappears and the job goes on", () => {
     await p?.close();
   });
 
-  it.skipIf(!HOROVOD)("drops the lost node from discovery; the remaining ranks reset and finish", async () => {
+  itHorovod("drops the lost node from discovery; the remaining ranks reset and finish", async () => {
     const cluster = await registerCluster(p);
     const id = await submitJob(p, {
       name: "hvd-elastic",

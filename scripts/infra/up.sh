@@ -326,23 +326,25 @@ ensure_tensorflow() {
     ty_die "node python: pip install tensorflow-cpu failed"
 }
 
-# Horovod is optional: if it cannot be built here, that is recorded once in $HOROVOD_FAILED (with
-# the error) and later runs skip the attempt. TRAINYARD_HOROVOD=skip never tries;
-# TRAINYARD_HOROVOD=retry forgets an earlier failure.
+# Outside CI a Horovod build failure is recorded once in $HOROVOD_FAILED (with the error) and later
+# runs skip the attempt (TRAINYARD_HOROVOD=retry forgets it); its tests then skip with that
+# reason. With CI=true a failed build fails this script: a green CI must have run Horovod.
 ensure_horovod() {
   local mode=${TRAINYARD_HOROVOD:-auto}
   venv_has horovod && return 0
   [[ $mode == skip ]] && return 0
-  [[ $mode == retry ]] && rm -f "$HOROVOD_FAILED"
+  [[ $mode == retry || ${CI:-} == true ]] && rm -f "$HOROVOD_FAILED"
   if [[ -f $HOROVOD_FAILED ]]; then
     ty_log "horovod: not installed (build failed earlier, see $HOROVOD_FAILED; TRAINYARD_HOROVOD=retry tries again)"
     return 0
   fi
-  ensure_apt cmake g++ python3-dev libtorch-dev
+  # pybind11-dev: torch's C++ headers (torch/csrc/Exceptions.h) include pybind11/pybind11.h, and
+  # Debian's libtorch-dev does not pull it in. python3-setuptools: setup.py of the sdist.
+  ensure_apt cmake g++ python3-dev libtorch-dev pybind11-dev python3-setuptools
   ty_log "horovod: building $TY_HOROVOD_VERSION with Gloo and torch (time limit ${TY_HOROVOD_BUILD_LIMIT}s; log $HOROVOD_LOG)"
   local t0=$SECONDS rc=0
   # setup.py bdist_wheel needs `wheel` in the venv when the build is not isolated.
-  "$TY_NODE_VENV/bin/pip" install -q --disable-pip-version-check wheel >"$HOROVOD_LOG" 2>&1 || rc=$?
+  "$TY_NODE_VENV/bin/pip" install -q --disable-pip-version-check wheel setuptools >"$HOROVOD_LOG" 2>&1 || rc=$?
   # No build isolation: the build must see the venv's (Debian's) torch. Gloo only: no MPI headers
   # needed; mpirun jobs use mpi4py.
   timeout "$TY_HOROVOD_BUILD_LIMIT" env HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 HOROVOD_WITH_PYTORCH=1 \
@@ -358,12 +360,19 @@ ensure_horovod() {
       "$TY_HOROVOD_VERSION" "$rc" "$((SECONDS - t0))" "$HOROVOD_LOG"
     grep -E -i 'error|fatal' "$HOROVOD_LOG" | tail -n 20
   } >"$HOROVOD_FAILED"
+  [[ ${CI:-} == true ]] && { cat "$HOROVOD_FAILED" >&2; ty_die "horovod: build failed with CI=true (the Horovod tests need it)"; }
   ty_log "horovod: build failed; recorded in $HOROVOD_FAILED (Horovod jobs need horovod on the nodes)"
 }
 
+# TRAINYARD_FRAMEWORKS (default "all"; else a comma list of tensorflow,horovod) picks which
+# frameworks beyond PyTorch (Debian's, always there) to install: the demo asks only for what its
+# example needs, the test suite for all. CI installs all whatever it says.
 ensure_node_frameworks() {
-  ensure_tensorflow
-  ensure_horovod
+  local want=",${TRAINYARD_FRAMEWORKS:-all},"
+  [[ ${CI:-} == true ]] && want=",all,"
+  [[ $want == *,all,* || $want == *,tensorflow,* ]] && ensure_tensorflow
+  [[ $want == *,all,* || $want == *,horovod,* ]] && ensure_horovod
+  return 0
 }
 
 # ---------------------------------------------------------------------------- ssh nodes
@@ -470,11 +479,12 @@ write_infra_json() {
     nodes+=$(node_json "$k")
   done
   local out="$TY_STATE/infra.json"
-  local horovod=false
+  local horovod=false tensorflow=false
   venv_has horovod && horovod=true
-  printf '{"redisUrl":%s,"mongoUrl":%s,"clientKeyPath":%s,"nodeEnv":{"PATH":%s,"PYTHONPATH":%s},"frameworks":{"pytorch":true,"tensorflow":true,"mpi":true,"horovod":%s},"nodes":[%s]}\n' \
+  venv_has tensorflow && tensorflow=true
+  printf '{"redisUrl":%s,"mongoUrl":%s,"clientKeyPath":%s,"nodeEnv":{"PATH":%s,"PYTHONPATH":%s},"frameworks":{"pytorch":true,"tensorflow":%s,"mpi":true,"horovod":%s},"nodes":[%s]}\n' \
     "$(json_str "$redis_url")" "$(json_str "$mongo_url")" "$(json_str "$CLIENT_KEY")" \
-    "$(json_str "$TY_NODE_PATH")" "$(json_str "$TY_NODE_PYFIX")" "$horovod" "$nodes" >"$out.tmp.$$"
+    "$(json_str "$TY_NODE_PATH")" "$(json_str "$TY_NODE_PYFIX")" "$tensorflow" "$horovod" "$nodes" >"$out.tmp.$$"
   mv -f "$out.tmp.$$" "$out"
   REDIS_URL_OUT=$redis_url
   MONGO_URL_OUT=$mongo_url

@@ -1,3 +1,4 @@
+export * from "./frameworks";
 export * from "./http";
 export * from "./infra";
 export * from "./processes";

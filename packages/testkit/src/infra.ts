@@ -19,6 +19,8 @@ export interface Infra {
   mongoUrl: string;
   clientKeyPath: string;
   nodeEnv: Record<string, string>;
+  /** Which frameworks up.sh found importable on the nodes. */
+  frameworks: { pytorch: boolean; tensorflow: boolean; mpi: boolean; horovod: boolean };
   nodes: InfraNode[];
 }
 
