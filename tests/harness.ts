@@ -144,7 +144,16 @@ let portBlock = 0;
 /** A cluster of local sshd nodes; each cluster gets its own port range so tests never collide. */
 export async function registerCluster(
   p: Platform,
-  opts: { name?: string; nodes?: string[]; gpus?: number; hostKeys?: Record<string, string>; extraNodes?: unknown[] } = {},
+  opts: {
+    name?: string;
+    nodes?: string[];
+    gpus?: number;
+    gpuType?: string;
+    /** Replaces the nodes' env (default: the infra's PATH and PYTHONPATH). */
+    env?: Record<string, string>;
+    hostKeys?: Record<string, string>;
+    extraNodes?: unknown[];
+  } = {},
 ): Promise<{ id: string; name: string }> {
   const names = opts.nodes ?? ["n1", "n2"];
   const nodes = names.map((n) => {
@@ -156,7 +165,7 @@ export async function registerCluster(
       port: node.port,
       user: node.user,
       gpus: opts.gpus ?? 2,
-      gpuType: "cpu",
+      gpuType: opts.gpuType ?? "cpu",
       workRoot: node.workRoot,
     };
   });
@@ -170,7 +179,7 @@ export async function registerCluster(
         opts.hostKeys ??
         Object.fromEntries(nodes.map((n) => [n.name, p.infra.nodes.find((x) => x.name === n.name)!.hostKeyFingerprint])),
     },
-    env: p.infra.nodeEnv,
+    env: opts.env ?? p.infra.nodeEnv,
     ports: { min, max: min + 63 },
   };
   const res = await p.api<{ id: string; name: string }>("POST", "/v1/clusters", body);

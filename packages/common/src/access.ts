@@ -108,6 +108,7 @@ export const AUDIT_ACTIONS = [
   "cluster.register",
   "cluster.check",
   "cluster.share",
+  "cluster.acknowledge-gpus",
   "job.submit",
   "job.cancel",
   "checkpoint.delete",

@@ -12,6 +12,7 @@ export const ALERT_TYPES = [
   "job.succeeded",
   "job.cancelled",
   "node.hostkey_mismatch",
+  "node.gpu_mismatch",
 ] as const;
 export type AlertType = (typeof ALERT_TYPES)[number];
 export const alertTypeSchema = z.enum(ALERT_TYPES, { error: `must be one of ${ALERT_TYPES.join(", ")}` });

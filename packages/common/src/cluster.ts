@@ -103,6 +103,37 @@ export type ClusterSpec = z.infer<typeof clusterSpecSchema>;
 
 export const clusterSharingSchema = z.object({ teams: z.array(nameSchema).max(100) }).strict();
 
+/**
+ * What the last check found on a node with nvidia-smi, and how it compares with the declared
+ * `gpus`/`gpuType`. A node with a `mismatch` nobody acknowledged gets no new placement.
+ */
+export interface NodeGpuCheck {
+  checkedAt: string;
+  nvidiaSmi: boolean;
+  gpus: Array<{ index: number; name: string; uuid: string; memoryMiB?: number; pciBusId: string }>;
+  driverVersion?: string;
+  cudaVersion?: string;
+  error?: string;
+  /** How the node differs from what was declared; empty when it matches. */
+  mismatch: string[];
+  /** The mismatch someone accepted (POST …/nodes/:node/acknowledge-gpus); a different one blocks again. */
+  acknowledged?: { mismatch: string[]; at: string; by: string };
+}
+
+/** Whether a node declared with `nodeType` serves a job asking for `wanted` (none asked: any node). */
+export function gpuTypeMatches(nodeType: string, wanted: string | undefined): boolean {
+  return wanted === undefined || nodeType.toLowerCase() === wanted.toLowerCase();
+}
+
+/** Why a node gets no new placement right now, or undefined when it may get one. */
+export function placementBlock(node: { name: string; gpuCheck?: NodeGpuCheck | undefined }): string | undefined {
+  const c = node.gpuCheck;
+  if (!c || c.mismatch.length === 0) return undefined;
+  const ack = c.acknowledged?.mismatch;
+  if (ack && ack.length === c.mismatch.length && ack.every((m, i) => m === c.mismatch[i])) return undefined;
+  return `node ${node.name}: GPUs differ from the declaration (${c.mismatch.join("; ")}); acknowledge or fix it`;
+}
+
 /** A cluster as the API returns it: never the private key or passphrase. */
 export interface ClusterView {
   id: string;
@@ -111,7 +142,7 @@ export interface ClusterView {
   team: string;
   /** Teams the cluster is shared with; shown to its owner only. */
   sharedWith?: string[];
-  nodes: NodeSpec[];
+  nodes: Array<NodeSpec & { gpuCheck?: NodeGpuCheck; placementBlocked?: string }>;
   env: Record<string, string>;
   ports: PortRange;
   ssh: { hostKeys: Record<string, string>; trustOnFirstUse: boolean; jumpHost?: JumpHost; hasPassphrase: boolean };

@@ -131,7 +131,13 @@ export type TensorflowOptions = z.infer<typeof tensorflowOptionsSchema>;
 
 interface FrameworkOptionsView {
   framework: Framework;
-  resources: { nodes: number; gpusPerNode: number; minNodes?: number | undefined; maxNodes?: number | undefined };
+  resources: {
+    nodes: number;
+    gpusPerNode: number;
+    gpuType?: string | undefined;
+    minNodes?: number | undefined;
+    maxNodes?: number | undefined;
+  };
   pytorch: { rendezvous: "static" | "c10d"; maxRestarts?: number | undefined };
   horovod?: HorovodOptions | undefined;
   tensorflow?: TensorflowOptions | undefined;
@@ -192,6 +198,8 @@ export const jobSpecSchema = z
         nodes: z.number().int().min(1).max(256),
         /** Ranks per node; each takes one GPU (on CPU-only nodes, one process slot). */
         gpusPerNode: z.number().int().min(1).max(64),
+        /** Run only on nodes declared with this gpuType (compared without case), e.g. "h100". */
+        gpuType: nameSchema.optional(),
         /** Elastic PyTorch (c10d): torchrun --nnodes=MIN:MAX; the job goes on while at least minNodes remain. */
         minNodes: z.number().int().min(1).max(256).optional(),
         maxNodes: z.number().int().min(1).max(256).optional(),

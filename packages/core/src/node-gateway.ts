@@ -1,8 +1,11 @@
 import type { ClusterDoc, CredentialRepo } from "@trainyard/db";
 import {
+  type GpuInventory,
+  gpuInventoryScript,
   logReadCommand,
   type NodePlan,
   type ProbeResult,
+  parseGpuInventory,
   parseProbe,
   parseSurvivors,
   probeCommand,
@@ -30,8 +33,8 @@ export interface NodeCheck {
   reachable: boolean;
   hostKeyFingerprint?: string;
   pinned: boolean;
-  /** GPUs listed by nvidia-smi; absent when the node has no nvidia-smi. */
-  gpus?: string[];
+  /** What nvidia-smi (on the PATH jobs get) reports; absent when the node could not be asked. */
+  gpuInventory?: GpuInventory;
   error?: string;
 }
 
@@ -197,7 +200,7 @@ export class NodeGateway {
 
   /**
    * Connect to a node: its host-key fingerprint (scanned, so a check can report a changed key),
-   * whether the pin matches, and the GPUs nvidia-smi lists.
+   * whether the pin matches, and the GPUs nvidia-smi reports (count, model, memory, driver, CUDA).
    */
   async check(cluster: ClusterDoc, nodeName: string, pin?: string): Promise<NodeCheck> {
     const node = cluster.nodes.find((n) => n.name === nodeName)!;
@@ -219,26 +222,18 @@ export class NodeGateway {
     }
     try {
       const target = { ...this.target(cluster, nodeName), hostKeyFingerprint: expected ?? fingerprint };
-      const res = await this.ssh.exec(
-        target,
-        await this.creds(cluster),
-        shellJoin([
-          "sh",
-          "-c",
-          "command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=index,name --format=csv,noheader || true",
-        ]),
-        { timeoutMs: this.opts.commandTimeoutMs },
-      );
-      const gpus = res.stdout
-        .split("\n")
-        .map((l) => l.trim())
-        .filter(Boolean);
+      // The PATH jobs get (cluster env) decides which nvidia-smi a job would see.
+      const path = cluster.env?.PATH;
+      const argv = [...(path ? ["env", `PATH=${path}`] : []), "sh", "-c", gpuInventoryScript()];
+      const res = await this.ssh.exec(target, await this.creds(cluster), shellJoin(argv), {
+        timeoutMs: this.opts.commandTimeoutMs,
+      });
       return {
         node: nodeName,
         reachable: true,
         hostKeyFingerprint: fingerprint,
         pinned: Boolean(expected),
-        ...(gpus.length ? { gpus } : {}),
+        gpuInventory: parseGpuInventory(res.stdout),
       };
     } catch (err) {
       return {

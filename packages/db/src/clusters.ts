@@ -1,4 +1,12 @@
-import { type ClusterSpec, type ClusterView, conflict, notFound, UserError } from "@trainyard/common";
+import {
+  type ClusterSpec,
+  type ClusterView,
+  conflict,
+  type NodeGpuCheck,
+  notFound,
+  placementBlock,
+  UserError,
+} from "@trainyard/common";
 import { Types } from "mongoose";
 import { isDuplicateKeyError } from "./connection";
 import type { DocumentLocks } from "./locks";
@@ -116,6 +124,38 @@ export class ClusterRepo {
     });
   }
 
+  /** Store what the latest check found on each node's GPUs; nodes not named keep theirs. */
+  async recordGpuChecks(id: Types.ObjectId, checks: Record<string, Omit<NodeGpuCheck, "acknowledged">>): Promise<ClusterDoc> {
+    return this.locked(id, async () => {
+      const raw = await this.m.Cluster.findById(id).lean<StoredCluster>();
+      if (!raw) throw notFound(`cluster '${id.toString()}'`);
+      const nodes = raw.nodes.map((n) => {
+        const check = checks[n.name];
+        // An acknowledgement stays with the check; placementBlock ignores it once the mismatch changes.
+        return check
+          ? { ...n, gpuCheck: { ...check, ...(n.gpuCheck?.acknowledged ? { acknowledged: n.gpuCheck.acknowledged } : {}) } }
+          : n;
+      });
+      await this.m.Cluster.updateOne({ _id: id }, { $set: { nodes } });
+      return hydrateCluster({ ...raw, nodes })!;
+    });
+  }
+
+  /** Accept a node's current GPU mismatch: it may get placements again until the next check finds another. */
+  async acknowledgeGpus(id: Types.ObjectId, node: string, by: string, at = new Date()): Promise<ClusterDoc> {
+    return this.locked(id, async () => {
+      const raw = await this.m.Cluster.findById(id).lean<StoredCluster>();
+      const target = raw?.nodes.find((n) => n.name === node);
+      if (!raw || !target) throw notFound(`node '${node}'`);
+      if (!target.gpuCheck?.mismatch.length)
+        throw conflict(`node '${node}' has no GPU mismatch to acknowledge (check the cluster first)`);
+      const acknowledged = { mismatch: target.gpuCheck.mismatch, at: at.toISOString(), by };
+      const nodes = raw.nodes.map((n) => (n.name === node ? { ...n, gpuCheck: { ...n.gpuCheck!, acknowledged } } : n));
+      await this.m.Cluster.updateOne({ _id: id }, { $set: { nodes } });
+      return hydrateCluster({ ...raw, nodes })!;
+    });
+  }
+
   /**
    * Gang-reserve resources for a job: `decide` sees the current allocations and returns the new one.
    * Idempotent per job (an existing reservation is returned as is) and safe across replicas: the
@@ -215,15 +255,20 @@ export function clusterView(doc: ClusterDoc, viewer: string = doc.team): Cluster
     name: doc.name,
     team: doc.team,
     ...(viewer === doc.team ? { sharedWith: doc.sharedWith ?? [] } : {}),
-    nodes: doc.nodes.map((n) => ({
-      name: n.name,
-      host: n.host,
-      port: n.port,
-      user: n.user,
-      gpus: n.gpus,
-      gpuType: n.gpuType,
-      workRoot: n.workRoot,
-    })),
+    nodes: doc.nodes.map((n) => {
+      const blocked = placementBlock(n);
+      return {
+        name: n.name,
+        host: n.host,
+        port: n.port,
+        user: n.user,
+        gpus: n.gpus,
+        gpuType: n.gpuType,
+        workRoot: n.workRoot,
+        ...(n.gpuCheck ? { gpuCheck: n.gpuCheck } : {}),
+        ...(blocked ? { placementBlocked: blocked } : {}),
+      };
+    }),
     env: doc.env ?? {},
     ports: { min: doc.ports.min, max: doc.ports.max },
     ssh: {

@@ -1,4 +1,12 @@
-import { JOB_STATUSES, type JobSpec, type JobStatus, NODE_STATES, type NodeState, type StopKind } from "@trainyard/common";
+import {
+  JOB_STATUSES,
+  type JobSpec,
+  type JobStatus,
+  NODE_STATES,
+  type NodeGpuCheck,
+  type NodeState,
+  type StopKind,
+} from "@trainyard/common";
 import { type Connection, Schema, type Types } from "mongoose";
 
 const opts = { _id: false } as const;
@@ -21,7 +29,17 @@ export interface ClusterDoc {
   name: string;
   /** Other teams whose jobs may run here (they see it; only the owner changes it). */
   sharedWith: string[];
-  nodes: Array<{ name: string; host: string; port: number; user: string; gpus: number; gpuType: string; workRoot: string }>;
+  nodes: Array<{
+    name: string;
+    host: string;
+    port: number;
+    user: string;
+    gpus: number;
+    gpuType: string;
+    workRoot: string;
+    /** The last nvidia-smi check (cluster check); see placementBlock. */
+    gpuCheck?: NodeGpuCheck;
+  }>;
   env: Record<string, string>;
   ports: { min: number; max: number };
   ssh: {
@@ -46,7 +64,16 @@ const clusterSchema = new Schema<ClusterDoc>(
     sharedWith: { type: [String], default: [] },
     nodes: [
       new Schema(
-        { name: String, host: String, port: Number, user: String, gpus: Number, gpuType: String, workRoot: String },
+        {
+          name: String,
+          host: String,
+          port: Number,
+          user: String,
+          gpus: Number,
+          gpuType: String,
+          workRoot: String,
+          gpuCheck: { type: Schema.Types.Mixed, default: undefined },
+        },
         opts,
       ),
     ],

@@ -114,6 +114,38 @@ describe("allocate", () => {
     expect(mustAllocate(req({ nodes: 3, avoidNodes: ["n1"] }), cluster, []).nodes.map((n) => n.node)).toEqual(["n2", "n3", "n1"]);
   });
 
+  it("places a job asking for a gpuType only on nodes declared with it (case aside)", () => {
+    const typed = (name: string, gpuType: string) => ({ ...node(name, 4), gpuType });
+    const cluster = { nodes: [typed("a1", "a100"), typed("h1", "h100"), typed("h2", "H100")], ports };
+    const got = mustAllocate(req({ gpuType: "h100" }), cluster, []);
+    expect(got.nodes.map((n) => n.node)).toEqual(["h1", "h2"]);
+    const none = allocate(req({ gpuType: "a100" }), cluster, []);
+    expect(none).toMatchObject({ ok: false, reason: expect.stringContaining("2 nodes with 2 free a100 GPUs each") });
+  });
+
+  it("holds back a node whose checked GPUs differ from its declaration until that mismatch is acknowledged", () => {
+    const gpuCheck = {
+      checkedAt: "2026-12-01T00:00:00Z",
+      nvidiaSmi: true,
+      gpus: [],
+      mismatch: ["declared 4 GPUs, nvidia-smi lists 3"],
+    };
+    const bad = { ...node("n2", 4), gpuCheck };
+    const cluster = { nodes: [node("n1", 4), bad, node("n3", 4)], ports };
+    expect(mustAllocate(req(), cluster, []).nodes.map((n) => n.node)).toEqual(["n1", "n3"]);
+    const blocked = allocate(req({ nodes: 3 }), cluster, []);
+    expect(blocked).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining("n2: held back, its GPUs differ from the declaration"),
+    });
+
+    const acked = { ...bad, gpuCheck: { ...gpuCheck, acknowledged: { mismatch: [...gpuCheck.mismatch], at: "x", by: "k" } } };
+    expect(allocate(req({ nodes: 3 }), { ...cluster, nodes: [node("n1", 4), acked, node("n3", 4)] }, []).ok).toBe(true);
+    // A different mismatch found later is not covered by the old acknowledgement.
+    const changed = { ...acked, gpuCheck: { ...acked.gpuCheck, mismatch: ["declared 4 GPUs, nvidia-smi lists 2"] } };
+    expect(allocate(req({ nodes: 3 }), { ...cluster, nodes: [node("n1", 4), changed, node("n3", 4)] }, []).ok).toBe(false);
+  });
+
   it("returns the existing allocation when the same attempt asks again", () => {
     const cluster = { nodes: [node("n1", 2), node("n2", 2)], ports };
     const a = mustAllocate(req(), cluster, []);

@@ -1,4 +1,4 @@
-import type { NodeSpec, PortRange } from "@trainyard/common";
+import { gpuTypeMatches, type NodeGpuCheck, type NodeSpec, type PortRange, placementBlock } from "@trainyard/common";
 
 export interface NodeAllocation {
   node: string;
@@ -17,6 +17,8 @@ export interface AllocationRequest {
   nodes: number;
   gpusPerNode: number;
   portsPerNode: number;
+  /** Only nodes declared with this gpuType (the job's resources.gpuType). */
+  gpuType?: string | undefined;
   /** Nodes to use only when nothing else fits (e.g. the node that just failed the last attempt). */
   avoidNodes?: string[];
 }
@@ -36,7 +38,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
  */
 export function allocate(
   req: AllocationRequest,
-  cluster: { nodes: NodeSpec[]; ports: PortRange },
+  cluster: { nodes: Array<NodeSpec & { gpuCheck?: NodeGpuCheck | undefined }>; ports: PortRange },
   existing: readonly Allocation[],
 ): AllocationResult {
   // Same attempt asked twice (a retried queue job): hand back what it already holds.
@@ -62,13 +64,20 @@ export function allocate(
     return free;
   };
 
-  const free = cluster.nodes.map((n) => ({ node: n, free: freeGpus(n) }));
+  // Only nodes of the asked GPU type; of those, one whose GPUs differ from the declaration
+  // (unacknowledged) takes no new job.
+  const typed = cluster.nodes.filter((n) => gpuTypeMatches(n.gpuType, req.gpuType));
+  const blocked = typed.filter((n) => placementBlock(n));
+  const free = typed.filter((n) => !placementBlock(n)).map((n) => ({ node: n, free: freeGpus(n) }));
   const fits = free.filter((f) => f.free.length >= req.gpusPerNode);
   if (fits.length < req.nodes) {
-    const detail = free.map((f) => `${f.node.name}: ${f.free.length} free`).join(", ");
+    const detail = [
+      ...free.map((f) => `${f.node.name}: ${f.free.length} free`),
+      ...blocked.map((n) => `${n.name}: held back, its GPUs differ from the declaration`),
+    ].join(", ");
     return {
       ok: false,
-      reason: `needs ${plural(req.nodes, "node")} with ${plural(req.gpusPerNode, "free GPU")} each; ${plural(fits.length, "node")} ${
+      reason: `needs ${plural(req.nodes, "node")} with ${plural(req.gpusPerNode, `free ${req.gpuType ? `${req.gpuType} ` : ""}GPU`)} each; ${plural(fits.length, "node")} ${
         fits.length === 1 ? "has" : "have"
       } enough free GPUs (${detail})`,
     };

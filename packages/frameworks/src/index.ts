@@ -1,6 +1,7 @@
 export * from "./allocation";
 export * from "./command";
 export * from "./failures";
+export * from "./gpu-inventory";
 export * from "./horovod";
 export * from "./inter-node-ssh";
 export * from "./node-env";

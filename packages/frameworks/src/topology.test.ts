@@ -22,6 +22,19 @@ describe("validateTopology", () => {
     expect(validateTopology(job(2, 2), { nodes: [node("n1", 2), node("n2", 4)], ports })).toEqual([]);
   });
 
+  it("gpu.type: a job asking for a type no node has is refused; otherwise only that type's nodes count", () => {
+    const cluster = { nodes: [node("n1", 8), node("n2", 8, { gpuType: "h100" }), node("n3", 8, { gpuType: "H100" })], ports };
+    const typed = (nodes: number, gpuType: string) => ({
+      framework: "pytorch" as const,
+      resources: { nodes, gpusPerNode: 8, gpuType },
+    });
+    expect(validateTopology(typed(1, "l4"), cluster)).toEqual([
+      { rule: "gpu.type", message: "job needs gpuType 'l4' but the cluster's nodes are a100, h100, H100" },
+    ]);
+    expect(validateTopology(typed(2, "h100"), cluster)).toEqual([]);
+    expect(validateTopology(typed(3, "h100"), cluster).map((i) => i.rule)).toEqual(["nodes.count"]);
+  });
+
   it("nodes.count: more nodes than the cluster has", () => {
     const issues = validateTopology(job(3, 1), { nodes: [node("n1", 2), node("n2", 2)], ports });
     expect(issues).toEqual([{ rule: "nodes.count", message: "job needs 3 nodes but the cluster has 2 nodes (n1, n2)" }]);

@@ -1,9 +1,9 @@
-import type { JobSpec, NodeSpec, PortRange } from "@trainyard/common";
+import { gpuTypeMatches, type JobSpec, type NodeSpec, type PortRange } from "@trainyard/common";
 import { type FrameworkRequirements, jobRequirements } from "./requirements";
 
 /** One reason a job can never run on a cluster (as opposed to "not now": that is allocation's job). */
 export interface TopologyIssue {
-  /** Stable id: nodes.count, gpus.per_node, hosts.unique, ports.range, gpu.homogeneous, elastic.bounds, world.size. */
+  /** Stable id: gpu.type, nodes.count, gpus.per_node, hosts.unique, ports.range, gpu.homogeneous, elastic.bounds, world.size. */
   rule: string;
   node?: string;
   message: string;
@@ -27,8 +27,15 @@ export function validateTopology(
   requirements: FrameworkRequirements = jobRequirements(spec),
 ): TopologyIssue[] {
   const issues: TopologyIssue[] = [];
-  const { nodes: wanted, gpusPerNode } = spec.resources;
-  const nodes = cluster.nodes;
+  const { nodes: wanted, gpusPerNode, gpuType } = spec.resources;
+  // A job asking for a GPU type sees only the nodes of that type; the rules below count those.
+  const nodes = cluster.nodes.filter((n) => gpuTypeMatches(n.gpuType, gpuType));
+  if (gpuType !== undefined && nodes.length < cluster.nodes.length) {
+    const types = [...new Set(cluster.nodes.map((n) => n.gpuType))].join(", ");
+    if (nodes.length === 0) {
+      return [{ rule: "gpu.type", message: `job needs gpuType '${gpuType}' but the cluster's nodes are ${types}` }];
+    }
+  }
 
   if (wanted > nodes.length) {
     issues.push({

@@ -365,6 +365,11 @@ describe("platform operators and team admins", () => {
     listClusters: { req: () => ({ path: "/v1/clusters" }), expect: [200, 200, 200, 200] },
     getCluster: { req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}` }), expect: [200, 200, 200, 200] },
     checkCluster: { req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}/check` }), expect: [403, 403, 200, 200] },
+    acknowledgeNodeGpus: {
+      // Allowed callers reach the use case, which finds no mismatch on a node never checked.
+      req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}/nodes/n1/acknowledge-gpus` }),
+      expect: [403, 403, 409, 409],
+    },
     shareCluster: {
       req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}/sharing`, body: { teams: [] } }),
       expect: [403, 403, 200, 200],

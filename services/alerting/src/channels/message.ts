@@ -26,6 +26,7 @@ const TITLES: Record<AlertType, string> = {
   "job.succeeded": "Job succeeded",
   "job.cancelled": "Job cancelled",
   "node.hostkey_mismatch": "SSH host key changed",
+  "node.gpu_mismatch": "Node GPUs differ from the declaration",
 };
 export const titleOf = (t: AlertType) => TITLES[t];
 

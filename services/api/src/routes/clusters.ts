@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { ApiDeps } from "../context";
 import type { ApiRoute } from "../http/route-table";
 import { clusterViewSchema, itemsOf, objectWith } from "../http/schemas";
-import { checkCluster, getCluster, listClusters, registerCluster, shareCluster } from "../usecases/clusters";
+import { acknowledgeGpus, checkCluster, getCluster, listClusters, registerCluster, shareCluster } from "../usecases/clusters";
 
 export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
   return [
@@ -53,6 +53,19 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       ok: { status: 200, description: "per-node report", schema: objectWith({ nodes: z.array(z.unknown()) }) },
       audit: "cluster.check",
       handle: ({ team, params }) => checkCluster(deps, team, params.id!),
+    },
+    {
+      method: "post",
+      path: "/v1/clusters/{id}/nodes/{node}/acknowledge-gpus",
+      operationId: "acknowledgeNodeGpus",
+      summary: "Accept the GPU mismatch the last check found on a node, so it takes placements again",
+      tag: "clusters",
+      role: "admin",
+      scope: "team",
+      ok: { status: 200, description: "the cluster", schema: clusterViewSchema },
+      audit: "cluster.acknowledge-gpus",
+      handle: ({ team, params, principal }) =>
+        acknowledgeGpus(deps, team, params.id!, params.node!, `${principal.keyName} (${principal.keyId})`),
     },
     {
       method: "put",

@@ -1,6 +1,14 @@
-import { badRequest, type ClusterView, clusterSharingSchema, clusterSpecSchema } from "@trainyard/common";
-import type { NodeCheck } from "@trainyard/core";
-import { clusterView } from "@trainyard/db";
+import {
+  badRequest,
+  type ClusterView,
+  clusterSharingSchema,
+  clusterSpecSchema,
+  type NodeGpuCheck,
+  placementBlock,
+} from "@trainyard/common";
+import { type NodeCheck, offerQueuedJobs } from "@trainyard/core";
+import { type ClusterDoc, clusterView } from "@trainyard/db";
+import { inventoryMismatch } from "@trainyard/frameworks";
 import type { ApiDeps } from "../context";
 
 /**
@@ -51,6 +59,10 @@ async function assertTeamsExist(deps: ApiDeps, teams: string[]): Promise<void> {
 }
 
 export interface NodeCheckReport extends NodeCheck {
+  /** How the GPUs nvidia-smi reports differ from the declared gpus/gpuType (empty: they match). */
+  gpuMismatch?: string[];
+  /** Why the node gets no new placement (an unacknowledged GPU mismatch). */
+  placementBlocked?: string;
   /** The node presented a key other than the pinned one (it is never re-pinned by a check). */
   hostKeyMismatch?: true;
   /** This check pinned the node's key (trust on first use). */
@@ -98,6 +110,8 @@ export async function checkCluster(deps: ApiDeps, team: string, idOrName: string
     deps.logger.info({ cluster: cluster.name, pinned }, "host keys pinned on first use");
   }
 
+  await recordGpuChecks(deps, cluster, results);
+
   const mismatched = results.filter((r) => r.hostKeyMismatch);
   for (const r of mismatched) {
     deps.logger.warn(
@@ -115,4 +129,57 @@ export async function checkCluster(deps: ApiDeps, team: string, idOrName: string
       .catch((err: Error) => deps.logger.warn({ err: err.message }, "could not queue host-key alert"));
   }
   return { nodes: results };
+}
+
+/**
+ * Keep what each reachable node's nvidia-smi reported, compared with its declaration. A node whose
+ * GPUs differ is held back from placement until an admin acknowledges that exact mismatch.
+ */
+async function recordGpuChecks(deps: ApiDeps, cluster: ClusterDoc, results: NodeCheckReport[]): Promise<void> {
+  const checkedAt = new Date().toISOString();
+  const checks: Record<string, Omit<NodeGpuCheck, "acknowledged">> = {};
+  for (const r of results) {
+    const inv = r.gpuInventory;
+    const node = cluster.nodes.find((n) => n.name === r.node);
+    if (!inv || !node) continue;
+    r.gpuMismatch = inventoryMismatch(node, inv);
+    checks[r.node] = { checkedAt, ...inv, mismatch: r.gpuMismatch };
+  }
+  if (!Object.keys(checks).length) return;
+  const updated = await deps.repos.clusters.recordGpuChecks(cluster._id, checks);
+  for (const r of results) {
+    const blocked = placementBlock(updated.nodes.find((n) => n.name === r.node) ?? { name: r.node });
+    if (blocked) r.placementBlocked = blocked;
+  }
+  const newlyBlocked = results.filter((r) => r.placementBlocked);
+  if (newlyBlocked.length) {
+    deps.logger.warn({ cluster: cluster.name, nodes: newlyBlocked.map((r) => r.node) }, "GPU mismatch: nodes held back");
+    await deps.bus
+      .send("alerts", {
+        type: "node.gpu_mismatch",
+        severity: "warning",
+        clusterId: cluster._id.toString(),
+        message: `cluster ${cluster.name}: ${newlyBlocked.map((r) => r.placementBlocked).join("; ")}`,
+        at: checkedAt,
+      })
+      .catch((err: Error) => deps.logger.warn({ err: err.message }, "could not queue GPU mismatch alert"));
+  }
+}
+
+/**
+ * Accept a node's current GPU mismatch (e.g. a GPU is out for repair and the team runs on fewer):
+ * the node takes placements again until a later check finds a different mismatch.
+ */
+export async function acknowledgeGpus(
+  deps: ApiDeps,
+  team: string,
+  idOrName: string,
+  node: string,
+  by: string,
+): Promise<ClusterView> {
+  const cluster = await deps.repos.clusters.getOwned(team, idOrName);
+  const updated = await deps.repos.clusters.acknowledgeGpus(cluster._id, node, by);
+  // The node may fit queued jobs now.
+  await offerQueuedJobs(deps.repos, deps.bus, cluster._id);
+  return clusterView(updated, team);
 }

@@ -46,6 +46,7 @@ export async function launchJob(deps: LauncherDeps, jobId: string): Promise<void
     attemptId: newAttemptId(attemptNumber),
     nodes: job.spec.resources.nodes,
     gpusPerNode: job.spec.resources.gpusPerNode,
+    gpuType: job.spec.resources.gpuType,
     portsPerNode: portsPerNode(job.spec),
     // After a failure, keep off the node that failed when the cluster has a spare.
     avoidNodes: job.attempts.flatMap((a) => (a.failedNode ? [a.failedNode] : [])),
