@@ -5,9 +5,10 @@
  */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ClusterView, JobView } from "@trainyard/common";
+import type { ClusterView, JobView, TelemetrySampleView } from "@trainyard/common";
+import { processesOfAttempt } from "@trainyard/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Platform, registerCluster, startPlatform, submitJob, waitForJob } from "./harness";
+import { EXAMPLE_TRAIN, getJob, type Platform, registerCluster, startPlatform, submitJob, waitForJob } from "./harness";
 import { eventually, startHttpReceiver } from "./receivers";
 
 const A100 = (i: number) =>
@@ -15,11 +16,15 @@ const A100 = (i: number) =>
 const H100 = (i: number) =>
   `${i}, NVIDIA H100 80GB HBM3, GPU-${i}b1c9f62-8a4e-2f7d-9c1e-5d6a7b8c9d0${i}, 81559, 535.129.03, 00000000:1${i}:00.0`;
 
-/** Answers --query-gpu=… --format=csv,noheader,nounits from $dir/$USER.csv; the plain banner otherwise. */
+/**
+ * Answers the telemetry query (utilization.gpu, …) from $dir/$USER.telemetry.csv and the inventory
+ * query from $dir/$USER.csv; the plain banner otherwise.
+ */
 const FAKE_NVIDIA_SMI = (dir: string) => `#!/bin/sh
-fixture="${dir}/$(id -un).csv"
+me=$(id -un)
 case "$*" in
-  *--query-gpu=*) cat "$fixture"; exit 0 ;;
+  *utilization.gpu*) cat "${dir}/$me.telemetry.csv"; exit 0 ;;
+  *--query-gpu=*) cat "${dir}/$me.csv"; exit 0 ;;
 esac
 echo "| NVIDIA-SMI 535.129.03             Driver Version: 535.129.03   CUDA Version: 12.2     |"
 `;
@@ -44,19 +49,36 @@ describe("GPU detection: cluster check reads nvidia-smi, a mismatch holds the no
   let dir: string;
   let cluster: { id: string; name: string };
   let hooks: Awaited<ReturnType<typeof startHttpReceiver>>;
+  let env: Record<string, string>;
   const fixture = (user: string, rows: string[]) => writeFileSync(join(dir, `${user}.csv`), `${rows.join("\n")}\n`);
+  /** index, util %, memory used/total MiB, °C, W, uncorrectable ECC, pages pending retirement, remapping failed. */
+  const telemetry = (user: string, util: number[], ecc = 0) =>
+    writeFileSync(
+      join(dir, `${user}.telemetry.csv`),
+      util
+        .map((u, i) => `${i}, ${u}, ${1000 + u * 100}, 81920, ${40 + i}, ${100 + u}.5, ${i === 1 ? ecc : 0}, [N/A], No`)
+        .join("\n") + "\n",
+    );
 
   beforeAll(async () => {
     hooks = await startHttpReceiver();
-    p = await startPlatform({ env: { ALERT_ALLOWED_HOSTS: "127.0.0.1", ALERT_RETRY_BASE_MS: "300" } });
-    const channel = await p.api("POST", "/v1/alert-channels", {
-      type: "webhook",
-      name: "gpu-ops",
-      url: `${hooks.url}/gpu`,
-      events: ["node.gpu_mismatch"],
-      minSeverity: "warning",
+    p = await startPlatform({
+      env: { ALERT_ALLOWED_HOSTS: "127.0.0.1", ALERT_RETRY_BASE_MS: "300", GPU_IDLE_SECONDS: "3", GPU_IDLE_UTIL_PCT: "10" },
     });
-    expect(channel.status, channel.text).toBe(201);
+    for (const [name, events] of [
+      ["gpu-ops", ["node.gpu_mismatch"]],
+      ["unhealthy", ["node.unhealthy"]],
+      ["idle", ["job.gpu_idle"]],
+    ] as const) {
+      const channel = await p.api("POST", "/v1/alert-channels", {
+        type: "webhook",
+        name,
+        url: `${hooks.url}/${name}`,
+        events,
+        minSeverity: "info",
+      });
+      expect(channel.status, channel.text).toBe(201);
+    }
     dir = mkdtempSync("/var/tmp/trainyard-fake-gpu-");
     mkdirSync(join(dir, "bin"));
     writeFileSync(join(dir, "bin/nvidia-smi"), FAKE_NVIDIA_SMI(dir));
@@ -64,7 +86,9 @@ describe("GPU detection: cluster check reads nvidia-smi, a mismatch holds the no
     chmodSync(dir, 0o755);
     fixture("ty1", [A100(0), A100(1)]);
     fixture("ty2", [A100(0)]); // declared 2, one is missing
-    const env = { ...p.infra.nodeEnv, PATH: `${dir}/bin:${p.infra.nodeEnv.PATH}` };
+    fixture("ty3", [A100(0), A100(1)]);
+    for (const u of ["ty1", "ty2", "ty3"]) telemetry(u, [85, 90]);
+    env = { ...p.infra.nodeEnv, PATH: `${dir}/bin:${p.infra.nodeEnv.PATH}` };
     cluster = await registerCluster(p, { gpus: 2, gpuType: "a100-sxm4-80gb", env });
   });
   afterAll(async () => {
@@ -99,7 +123,7 @@ describe("GPU detection: cluster check reads nvidia-smi, a mismatch holds the no
     const nodes = (await view()).nodes;
     expect(nodes.find((n) => n.name === "n1")?.gpuCheck).toMatchObject({ mismatch: [], driverVersion: "535.129.03" });
     expect(nodes.find((n) => n.name === "n2")?.placementBlocked).toContain("nvidia-smi lists 1");
-    const alert = await eventually(() => hooks.on("/gpu")[0], 30_000, "the GPU mismatch alert");
+    const alert = await eventually(() => hooks.on("/gpu-ops")[0], 30_000, "the GPU mismatch alert");
     expect(alert.body).toContain("node.gpu_mismatch");
     expect(alert.body).toContain("nvidia-smi lists 1");
   });
@@ -114,7 +138,7 @@ describe("GPU detection: cluster check reads nvidia-smi, a mismatch holds the no
     });
     const waiting = await waitForJob(p, id, (j) => Boolean(j.waitingReason), 60_000);
     expect(waiting.status).toBe("QUEUED");
-    expect(waiting.waitingReason).toContain("n2: held back, its GPUs differ from the declaration");
+    expect(waiting.waitingReason).toContain("n2: held back (node n2: GPUs differ from the declaration");
 
     // Only the owner's admin may accept it; a node without a mismatch has nothing to accept.
     expect((await p.api("POST", `/v1/clusters/${cluster.id}/nodes/n1/acknowledge-gpus`)).status).toBe(409);
@@ -153,5 +177,131 @@ describe("GPU detection: cluster check reads nvidia-smi, a mismatch holds the no
     });
     expect(res.status).toBe(400);
     expect(res.body.error.message).toContain("job needs gpuType 'h100' but the cluster's nodes are a100-sxm4-80gb");
+  });
+
+  describe("on a running job: telemetry, idle GPUs, a faulty node, cordon and drain", () => {
+    let c3: { id: string; name: string };
+    const ddp = (name: string, steps: number) => ({
+      name,
+      framework: "pytorch",
+      cluster: c3.name,
+      resources: { nodes: 2, gpusPerNode: 2 },
+      command: ["python3", "train.py", "--steps", String(steps), "--sleep", "0.25", "--checkpoint-every", "5"],
+      files: { "train.py": EXAMPLE_TRAIN },
+      retry: { maxRetries: 2, backoffSeconds: 1 },
+      checkpoints: { keepLast: 2 },
+    });
+    const node = async (name: string) =>
+      (await p.api<ClusterView>("GET", `/v1/clusters/${c3.id}`)).body.nodes.find((n) => n.name === name)!;
+
+    beforeAll(async () => {
+      for (const u of ["ty1", "ty2", "ty3"]) fixture(u, [A100(0), A100(1)]);
+      c3 = await registerCluster(p, { nodes: ["n1", "n2", "n3"], gpus: 2, gpuType: "a100-sxm4-80gb", env });
+    });
+
+    it("samples every GPU of the attempt each check: API and Prometheus; one idle alert; a GPU fault moves the job off the node", async () => {
+      const id = await submitJob(p, ddp("ddp-telemetry", 60));
+      const running = await waitForJob(p, id, (j) => j.status === "RUNNING" && (j.progress?.step ?? 0) >= 3, 120_000);
+      expect(running.attempts[0]!.nodes.map((n) => n.name)).toEqual(["n1", "n2"]);
+
+      const metrics = await eventually(
+        async () => {
+          const m = await p.api<{ items: TelemetrySampleView[]; latest: Record<string, TelemetrySampleView> }>(
+            "GET",
+            `/v1/jobs/${id}/metrics`,
+          );
+          return m.body.latest?.n1 && m.body.latest.n2 && m.body;
+        },
+        30_000,
+        "samples of both nodes",
+      );
+      expect(metrics.latest.n1!.gpus).toEqual([
+        { index: 0, utilPct: 85, memUsedMiB: 9500, memTotalMiB: 81920, tempC: 40, powerW: 185.5 },
+        { index: 1, utilPct: 90, memUsedMiB: 10000, memTotalMiB: 81920, tempC: 41, powerW: 190.5 },
+      ]);
+      expect(metrics.latest.n2!.proc?.rssMiB).toBeGreaterThan(10); // python + torch ranks
+      expect(metrics.items.every((s) => s.attemptId === running.attempts[0]!.id)).toBe(true);
+
+      const scrape = async () => (await Promise.all(p.metricsUrls.monitor!.map(async (u) => (await fetch(u)).text()))).join("\n");
+      const series = await eventually(
+        async () => {
+          const text = await scrape();
+          return text.includes(`job_id="${id}"`) && text;
+        },
+        30_000,
+        "GPU series of the job",
+      );
+      expect(series).toMatch(
+        new RegExp(`trainyard_gpu_utilization_percent\\{[^}]*job_id="${id}"[^}]*node="n1"[^}]*gpu="1"[^}]*\\} 90`),
+      );
+      expect(series).toMatch(
+        new RegExp(`trainyard_gpu_power_watts\\{[^}]*job_id="${id}"[^}]*node="n2"[^}]*gpu="0"[^}]*\\} 185.5`),
+      );
+      expect(series).toMatch(new RegExp(`trainyard_job_process_memory_bytes\\{[^}]*job_id="${id}"[^}]*node="n1"[^}]*\\} \\d+`));
+
+      // Every GPU of the attempt below 10 % for 3 s: exactly one alert for this attempt.
+      telemetry("ty1", [2, 3]);
+      telemetry("ty2", [1, 0]);
+      const idle = await eventually(() => hooks.on("/idle")[0], 30_000, "the idle-GPU alert");
+      expect(idle.body).toContain("job.gpu_idle");
+      expect(idle.body).toContain("below 10% utilisation for 3 s (highest 3%)");
+      await new Promise((r) => setTimeout(r, 4000));
+      expect(hooks.on("/idle")).toHaveLength(1);
+      expect((await getJob(p, id)).attempts[0]!.gpuIdleAlertedAt).toBeDefined();
+
+      // GPU 1 of n2 reports uncorrectable ECC errors: n2 unhealthy, the gang restarts on n1+n3 from its checkpoint.
+      telemetry("ty2", [50, 50], 2);
+      const done = await waitForJob(p, id, undefined, 240_000);
+      expect(done.status, JSON.stringify(done.attempts.map((a) => a.reason))).toBe("SUCCEEDED");
+      expect(done.attempts[0]!.reason).toContain("node n2 is unhealthy: GPU 1: 2 uncorrectable ECC errors");
+      expect(done.attempts[0]!.failedNode).toBe("n2");
+      expect(done.attempts[1]!.nodes.map((n) => n.name)).toEqual(["n1", "n3"]);
+      expect((await p.api("GET", `/v1/jobs/${id}/logs?node=n1`)).text).toMatch(/resumed from .*step-\d+ at step [1-9]\d*/);
+      const n2 = await node("n2");
+      expect(n2.health).toMatchObject({ state: "unhealthy", source: "monitor", reasons: ["GPU 1: 2 uncorrectable ECC errors"] });
+      expect(n2.placementBlocked).toContain("node n2 is unhealthy");
+      const alert = await eventually(() => hooks.on("/unhealthy")[0], 30_000, "the unhealthy-node alert");
+      expect(alert.body).toContain("GPU 1: 2 uncorrectable ECC errors");
+
+      // Samples stay after the job ends.
+      const after = await p.api<{ items: TelemetrySampleView[] }>("GET", `/v1/jobs/${id}/metrics?node=n3`);
+      expect(after.body.items.length).toBeGreaterThan(0);
+      expect(after.body.items.every((s) => s.node === "n3" && s.attemptId === done.attempts[1]!.id)).toBe(true);
+    });
+
+    it("cordon keeps new jobs off a node, drain also moves its running job, uncordon puts both back", async () => {
+      telemetry("ty2", [80, 80]);
+      // n2 is still unhealthy from the test above: a 2-node job fits only n1+n3.
+      const blocked = await p.api<ClusterView>("POST", `/v1/clusters/${c3.id}/nodes/n3/cordon`, { reason: "disk swap" });
+      expect(blocked.status, blocked.text).toBe(200);
+      expect(blocked.body.nodes.find((n) => n.name === "n3")!.placementBlocked).toMatch(/node n3 is cordoned by .*: disk swap/);
+      const id = await submitJob(p, ddp("ddp-drain", 80));
+      const waiting = await waitForJob(p, id, (j) => Boolean(j.waitingReason), 60_000);
+      expect(waiting.waitingReason).toContain("n2: held back");
+      expect(waiting.waitingReason).toContain("n3: held back");
+
+      // Uncordon n2 (clears its fault) and n3: the job runs on n1+n2.
+      for (const n of ["n2", "n3"]) expect((await p.api("POST", `/v1/clusters/${c3.id}/nodes/${n}/uncordon`)).status).toBe(200);
+      expect((await node("n2")).health).toBeUndefined();
+      const running = await waitForJob(p, id, (j) => j.status === "RUNNING" && (j.progress?.step ?? 0) >= 6, 120_000);
+      expect(running.attempts.at(-1)!.nodes.map((n) => n.name)).toEqual(["n1", "n2"]);
+
+      // Drain n2: the job restarts on n1+n3 from its checkpoint; n2's processes are gone.
+      const drained = await p.api<ClusterView & { movedJobs: string[] }>("POST", `/v1/clusters/${c3.id}/nodes/n2/drain`, {});
+      expect(drained.status, drained.text).toBe(200);
+      expect(drained.body.movedJobs).toEqual([id]);
+      const done = await waitForJob(p, id, undefined, 240_000);
+      expect(done.status, JSON.stringify(done.attempts.map((a) => a.reason))).toBe("SUCCEEDED");
+      const [first, second] = [done.attempts.at(-2)!, done.attempts.at(-1)!];
+      expect(first.reason).toMatch(/node n2 drained by .*restarting elsewhere from the latest checkpoint/);
+      expect(processesOfAttempt(first.id)).toEqual([]);
+      expect(second.nodes.map((n) => n.name)).toEqual(["n1", "n3"]);
+      expect((await p.api("GET", `/v1/jobs/${id}/logs?node=n1`)).text).toMatch(/resumed from .*step-\d+ at step [1-9]\d*/);
+
+      const audit = await p.api<{ items: Array<{ action: string; target: string }> }>("GET", "/v1/audit?limit=50");
+      const actions = audit.body.items.map((e) => e.action);
+      for (const a of ["cluster.cordon", "cluster.uncordon", "cluster.drain"]) expect(actions).toContain(a);
+      expect((await p.api("POST", `/v1/clusters/${c3.id}/nodes/n2/uncordon`)).status).toBe(200);
+    });
   });
 });

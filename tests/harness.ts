@@ -79,11 +79,14 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
   const services: RunningService[] = [];
   const api = await startApi(loadConfig(apiConfigShape, env), logger("api"));
   services.push(api);
-  const metricsUrls: Record<string, string[]> = { api: [`${api.url}/metrics`], cost: [], alerting: [] };
+  const metricsUrls: Record<string, string[]> = { api: [`${api.url}/metrics`], monitor: [], cost: [], alerting: [] };
   for (let i = 0; i < (opts.launchers ?? 1); i++)
     services.push(await startLauncher(loadConfig(launcherConfigShape, env), logger("launcher")));
-  for (let i = 0; i < (opts.monitors ?? 1); i++)
-    services.push(await startMonitor(loadConfig(monitorConfigShape, env), logger("monitor")));
+  for (let i = 0; i < (opts.monitors ?? 1); i++) {
+    const s = await startMonitor(loadConfig(monitorConfigShape, env), logger("monitor"));
+    services.push(s);
+    metricsUrls.monitor!.push(`http://127.0.0.1:${s.port}/metrics`);
+  }
   for (let i = 0; i < (opts.costs ?? 1); i++) {
     const s = await startCost(loadConfig(costConfigShape, env), logger("cost"));
     services.push(s);

@@ -9,10 +9,12 @@ export const ALERT_TYPES = [
   "job.failed",
   "job.retrying",
   "job.stalled",
+  "job.gpu_idle",
   "job.succeeded",
   "job.cancelled",
   "node.hostkey_mismatch",
   "node.gpu_mismatch",
+  "node.unhealthy",
 ] as const;
 export type AlertType = (typeof ALERT_TYPES)[number];
 export const alertTypeSchema = z.enum(ALERT_TYPES, { error: `must be one of ${ALERT_TYPES.join(", ")}` });

@@ -125,8 +125,38 @@ export function gpuTypeMatches(nodeType: string, wanted: string | undefined): bo
   return wanted === undefined || nodeType.toLowerCase() === wanted.toLowerCase();
 }
 
+/** An admin took the node out of placement; with `drain`, its running jobs were moved off too. */
+export interface NodeCordon {
+  by: string;
+  at: string;
+  drain: boolean;
+  reason?: string;
+}
+
+/** A node found faulty (GPU faults, failed nvidia-smi): no placement until uncordoned or a clean check. */
+export interface NodeHealth {
+  state: "unhealthy";
+  reasons: string[];
+  at: string;
+  /** Who found it: a cluster check or the monitor's probe of a running attempt. */
+  source: "check" | "monitor";
+}
+
+/** The per-node state that decides placement, beside the declared NodeSpec. */
+export interface NodePlacementState {
+  name: string;
+  gpuCheck?: NodeGpuCheck | undefined;
+  cordon?: NodeCordon | undefined;
+  health?: NodeHealth | undefined;
+}
+
 /** Why a node gets no new placement right now, or undefined when it may get one. */
-export function placementBlock(node: { name: string; gpuCheck?: NodeGpuCheck | undefined }): string | undefined {
+export function placementBlock(node: NodePlacementState): string | undefined {
+  if (node.health) return `node ${node.name} is unhealthy (${node.health.reasons.join("; ")})`;
+  if (node.cordon) {
+    const why = node.cordon.reason ? `: ${node.cordon.reason}` : "";
+    return `node ${node.name} is ${node.cordon.drain ? "drained" : "cordoned"} by ${node.cordon.by}${why}`;
+  }
   const c = node.gpuCheck;
   if (!c || c.mismatch.length === 0) return undefined;
   const ack = c.acknowledged?.mismatch;
@@ -142,7 +172,7 @@ export interface ClusterView {
   team: string;
   /** Teams the cluster is shared with; shown to its owner only. */
   sharedWith?: string[];
-  nodes: Array<NodeSpec & { gpuCheck?: NodeGpuCheck; placementBlocked?: string }>;
+  nodes: Array<NodeSpec & { gpuCheck?: NodeGpuCheck; cordon?: NodeCordon; health?: NodeHealth; placementBlocked?: string }>;
   env: Record<string, string>;
   ports: PortRange;
   ssh: { hostKeys: Record<string, string>; trustOnFirstUse: boolean; jumpHost?: JumpHost; hasPassphrase: boolean };

@@ -78,6 +78,12 @@ export const monitorConfigShape = {
   MONITOR_INTERVAL_MS: int(5_000, 100),
   /** Consecutive failed checks before a node counts as lost. */
   NODE_LOST_AFTER_MISSES: int(3, 1),
+  /** GPU/process samples kept per job (the oldest are pruned, once a minute). */
+  TELEMETRY_MAX_SAMPLES_PER_JOB: int(20_000, 10),
+  /** Alert `job.gpu_idle` once per attempt when every GPU of it stayed below this utilisation… */
+  GPU_IDLE_UTIL_PCT: int(5, 0),
+  /** …for this long (0: never). */
+  GPU_IDLE_SECONDS: int(1800, 0),
 };
 
 export const apiConfigShape = {

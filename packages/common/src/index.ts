@@ -10,3 +10,4 @@ export * from "./net-guard";
 export * from "./pricing";
 export * from "./queues";
 export * from "./secrets";
+export * from "./telemetry";

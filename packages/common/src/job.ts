@@ -370,6 +370,8 @@ export interface Attempt {
   reason?: string;
   /** When hang detection first saw this attempt stalled. */
   stalledAt?: string;
+  /** When this attempt's idle-GPU alert went out. */
+  gpuIdleAlertedAt?: string;
   /** The node blamed for this attempt's failure (avoided by the next attempt when possible). */
   failedNode?: string;
 }

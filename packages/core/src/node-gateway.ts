@@ -129,7 +129,12 @@ export class NodeGateway {
     const res = await this.run(
       cluster,
       nodeName,
-      probeCommand(dir, { logTailBytes: this.opts.logTailBytes, metricsLines: 20, attemptId }),
+      probeCommand(dir, {
+        logTailBytes: this.opts.logTailBytes,
+        metricsLines: 20,
+        attemptId,
+        telemetry: { path: cluster.env?.PATH },
+      }),
     );
     if (res.code !== 0) throw new Error(`probe exited ${res.code}: ${res.stderr.trim().slice(0, 300)}`);
     return parseProbe(res.stdout);

@@ -2,7 +2,9 @@ import {
   type ClusterSpec,
   type ClusterView,
   conflict,
+  type NodeCordon,
   type NodeGpuCheck,
+  type NodeHealth,
   notFound,
   placementBlock,
   UserError,
@@ -124,33 +126,74 @@ export class ClusterRepo {
     });
   }
 
-  /** Store what the latest check found on each node's GPUs; nodes not named keep theirs. */
-  async recordGpuChecks(id: Types.ObjectId, checks: Record<string, Omit<NodeGpuCheck, "acknowledged">>): Promise<ClusterDoc> {
-    return this.locked(id, async () => {
-      const raw = await this.m.Cluster.findById(id).lean<StoredCluster>();
-      if (!raw) throw notFound(`cluster '${id.toString()}'`);
-      const nodes = raw.nodes.map((n) => {
-        const check = checks[n.name];
-        // An acknowledgement stays with the check; placementBlock ignores it once the mismatch changes.
-        return check
-          ? { ...n, gpuCheck: { ...check, ...(n.gpuCheck?.acknowledged ? { acknowledged: n.gpuCheck.acknowledged } : {}) } }
-          : n;
-      });
-      await this.m.Cluster.updateOne({ _id: id }, { $set: { nodes } });
-      return hydrateCluster({ ...raw, nodes })!;
+  /**
+   * Store what the latest check found on each node: its GPUs, and its health as far as the check
+   * can tell (a clean check clears a fault a check found; a fault the monitor found stays until
+   * uncordon). Nodes not named keep theirs.
+   */
+  async recordChecks(
+    id: Types.ObjectId,
+    checks: Record<string, { gpuCheck: Omit<NodeGpuCheck, "acknowledged">; faults: string[] }>,
+    at = new Date(),
+  ): Promise<ClusterDoc> {
+    return this.changeNodes(id, (n) => {
+      const check = checks[n.name];
+      if (!check) return n;
+      // An acknowledgement stays with the check; placementBlock ignores it once the mismatch changes.
+      const ack = n.gpuCheck?.acknowledged;
+      const gpuCheck = { ...check.gpuCheck, ...(ack ? { acknowledged: ack } : {}) };
+      const health: NodeHealth | undefined = check.faults.length
+        ? { state: "unhealthy", reasons: check.faults, at: at.toISOString(), source: "check" }
+        : n.health?.source === "monitor"
+          ? n.health
+          : undefined;
+      return withOptional({ ...n, gpuCheck }, "health", health);
     });
   }
 
   /** Accept a node's current GPU mismatch: it may get placements again until the next check finds another. */
   async acknowledgeGpus(id: Types.ObjectId, node: string, by: string, at = new Date()): Promise<ClusterDoc> {
+    return this.changeNode(id, node, (n) => {
+      if (!n.gpuCheck?.mismatch.length)
+        throw conflict(`node '${node}' has no GPU mismatch to acknowledge (check the cluster first)`);
+      return { ...n, gpuCheck: { ...n.gpuCheck, acknowledged: { mismatch: n.gpuCheck.mismatch, at: at.toISOString(), by } } };
+    });
+  }
+
+  /** Take a node out of placement (cordon, or drain), or put it back (undefined: also forgets a fault). */
+  async setCordon(id: Types.ObjectId, node: string, cordon: NodeCordon | undefined): Promise<ClusterDoc> {
+    return this.changeNode(id, node, (n) => {
+      const next = withOptional(n, "cordon", cordon);
+      return cordon ? next : withOptional(next, "health", undefined);
+    });
+  }
+
+  /** Mark a node faulty (the monitor found GPU faults): no new placement until uncordoned. */
+  async markUnhealthy(id: Types.ObjectId, node: string, health: NodeHealth): Promise<ClusterDoc> {
+    return this.changeNode(id, node, (n) => ({ ...n, health }));
+  }
+
+  private changeNode(id: Types.ObjectId, node: string, change: (n: StoredNode) => StoredNode): Promise<ClusterDoc> {
+    return this.changeNodes(
+      id,
+      (n) => (n.name === node ? change(n) : n),
+      (nodes) => {
+        if (!nodes.some((n) => n.name === node)) throw notFound(`node '${node}'`);
+      },
+    );
+  }
+
+  /** Read-modify-write of the node list under the cluster's lock (nodes live in one array). */
+  private changeNodes(
+    id: Types.ObjectId,
+    change: (n: StoredNode) => StoredNode,
+    precheck?: (nodes: StoredNode[]) => void,
+  ): Promise<ClusterDoc> {
     return this.locked(id, async () => {
       const raw = await this.m.Cluster.findById(id).lean<StoredCluster>();
-      const target = raw?.nodes.find((n) => n.name === node);
-      if (!raw || !target) throw notFound(`node '${node}'`);
-      if (!target.gpuCheck?.mismatch.length)
-        throw conflict(`node '${node}' has no GPU mismatch to acknowledge (check the cluster first)`);
-      const acknowledged = { mismatch: target.gpuCheck.mismatch, at: at.toISOString(), by };
-      const nodes = raw.nodes.map((n) => (n.name === node ? { ...n, gpuCheck: { ...n.gpuCheck!, acknowledged } } : n));
+      if (!raw) throw notFound(`cluster '${id.toString()}'`);
+      precheck?.(raw.nodes);
+      const nodes = raw.nodes.map(change);
       await this.m.Cluster.updateOne({ _id: id }, { $set: { nodes } });
       return hydrateCluster({ ...raw, nodes })!;
     });
@@ -242,6 +285,14 @@ type StoredCluster = Omit<ClusterDoc, "ssh"> & {
   ssh: Omit<ClusterDoc["ssh"], "hostKeys"> & { hostKeyPins?: Array<{ node: string; fingerprint: string }> };
 };
 
+type StoredNode = ClusterDoc["nodes"][number];
+
+/** `obj` with `key` set to `value`, or without the key at all when `value` is undefined (never stored as null). */
+function withOptional<T extends object, K extends keyof T>(obj: T, key: K, value: T[K] | undefined): T {
+  const { [key]: _old, ...rest } = obj;
+  return (value === undefined ? rest : { ...rest, [key]: value }) as T;
+}
+
 function hydrateCluster(raw: StoredCluster | null): ClusterDoc | null {
   if (!raw) return null;
   const { hostKeyPins, ...ssh } = raw.ssh;
@@ -266,6 +317,8 @@ export function clusterView(doc: ClusterDoc, viewer: string = doc.team): Cluster
         gpuType: n.gpuType,
         workRoot: n.workRoot,
         ...(n.gpuCheck ? { gpuCheck: n.gpuCheck } : {}),
+        ...(n.cordon ? { cordon: n.cordon } : {}),
+        ...(n.health ? { health: n.health } : {}),
         ...(blocked ? { placementBlocked: blocked } : {}),
       };
     }),

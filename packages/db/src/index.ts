@@ -12,6 +12,7 @@ import type { DocumentLocks } from "./locks";
 import { registerModels } from "./models";
 import { RateCardRepo } from "./rate-cards";
 import { StorageCredentialRepo } from "./storage-credentials";
+import { TelemetryRepo } from "./telemetry";
 
 export * from "./access";
 export * from "./alerting";
@@ -27,6 +28,7 @@ export * from "./models";
 export * from "./rate-cards";
 export * from "./rotate-secrets";
 export * from "./storage-credentials";
+export * from "./telemetry";
 
 export interface Repos {
   checkpoints: CheckpointRepo;
@@ -42,6 +44,8 @@ export interface Repos {
   teams: TeamRepo;
   apiKeys: ApiKeyRepo;
   audit: AuditRepo;
+  /** GPU and process samples of running attempts. */
+  telemetry: TelemetryRepo;
 }
 
 /** The only way services reach MongoDB collections. */
@@ -61,6 +65,7 @@ export function createRepos(conn: Connection, box: SecretBox | undefined, locks:
     teams: new TeamRepo(conn),
     apiKeys: new ApiKeyRepo(conn),
     audit: new AuditRepo(conn),
+    telemetry: new TelemetryRepo(conn),
   };
 }
 
@@ -79,6 +84,7 @@ export async function syncIndexes(conn: Connection): Promise<void> {
     new TeamRepo(conn).syncIndexes(),
     new ApiKeyRepo(conn).syncIndexes(),
     new AuditRepo(conn).syncIndexes(),
+    new TelemetryRepo(conn).syncIndexes(),
   ]);
 }
 

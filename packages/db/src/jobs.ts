@@ -1,5 +1,14 @@
 import { createHash } from "node:crypto";
-import { type Attempt, conflict, type JobSpec, type JobStatus, type JobView, notFound, TRANSITIONS } from "@trainyard/common";
+import {
+  ACTIVE_STATUSES,
+  type Attempt,
+  conflict,
+  type JobSpec,
+  type JobStatus,
+  type JobView,
+  notFound,
+  TRANSITIONS,
+} from "@trainyard/common";
 import { Types, type UpdateQuery } from "mongoose";
 import { isDuplicateKeyError } from "./connection";
 import { jobCostView } from "./job-costs";
@@ -138,6 +147,15 @@ export class JobRepo {
       .lean<JobDoc[]>();
   }
 
+  /** Jobs whose current attempt runs (or is being launched) on `node` of the cluster. */
+  async activeOnNode(clusterId: Types.ObjectId, node: string): Promise<JobDoc[]> {
+    const jobs = await this.m.Job.find(
+      { clusterId, status: { $in: [...ACTIVE_STATUSES] }, "attempts.nodes.name": node },
+      { files: 0 },
+    ).lean<JobDoc[]>();
+    return jobs.filter((j) => j.attempts.find((a) => a.id === j.currentAttemptId)?.nodes.some((n) => n.name === node));
+  }
+
   /**
    * Move a job from one of `from` to `to`, optionally only while `attemptId` is current.
    * Returns the updated document, or null when another actor got there first.
@@ -193,12 +211,19 @@ export class JobRepo {
     id: Types.ObjectId,
     attemptId: string,
     attemptIndex: number,
-    patch: { nodes?: AttemptNodeDoc[]; startedAt?: Date; stalledAt?: Date; progress?: JobDoc["progress"] },
+    patch: {
+      nodes?: AttemptNodeDoc[];
+      startedAt?: Date;
+      stalledAt?: Date;
+      gpuIdleAlertedAt?: Date;
+      progress?: JobDoc["progress"];
+    },
   ): Promise<boolean> {
     const set: Record<string, unknown> = {};
     if (patch.nodes) set[`attempts.${attemptIndex}.nodes`] = patch.nodes;
     if (patch.startedAt) set[`attempts.${attemptIndex}.startedAt`] = patch.startedAt;
     if (patch.stalledAt) set[`attempts.${attemptIndex}.stalledAt`] = patch.stalledAt;
+    if (patch.gpuIdleAlertedAt) set[`attempts.${attemptIndex}.gpuIdleAlertedAt`] = patch.gpuIdleAlertedAt;
     if (patch.progress) set.progress = patch.progress;
     if (!Object.keys(set).length) return true;
     const res = await this.locked(id, () => this.m.Job.updateOne({ _id: id, currentAttemptId: attemptId }, { $set: set }));
@@ -266,6 +291,7 @@ function attemptView(a: AttemptDoc): Attempt {
     ...(a.outcome ? { outcome: a.outcome } : {}),
     ...(a.reason ? { reason: a.reason } : {}),
     ...(a.stalledAt ? { stalledAt: iso(a.stalledAt) } : {}),
+    ...(a.gpuIdleAlertedAt ? { gpuIdleAlertedAt: iso(a.gpuIdleAlertedAt) } : {}),
     ...(a.failedNode ? { failedNode: a.failedNode } : {}),
     nodes: a.nodes.map((n) => ({
       name: n.name,

@@ -3,7 +3,9 @@ import {
   type JobSpec,
   type JobStatus,
   NODE_STATES,
+  type NodeCordon,
   type NodeGpuCheck,
+  type NodeHealth,
   type NodeState,
   type StopKind,
 } from "@trainyard/common";
@@ -39,6 +41,10 @@ export interface ClusterDoc {
     workRoot: string;
     /** The last nvidia-smi check (cluster check); see placementBlock. */
     gpuCheck?: NodeGpuCheck;
+    /** Taken out of placement by an admin (cordon/drain). */
+    cordon?: NodeCordon;
+    /** Found faulty by a check or the monitor. */
+    health?: NodeHealth;
   }>;
   env: Record<string, string>;
   ports: { min: number; max: number };
@@ -73,6 +79,8 @@ const clusterSchema = new Schema<ClusterDoc>(
           gpuType: String,
           workRoot: String,
           gpuCheck: { type: Schema.Types.Mixed, default: undefined },
+          cordon: { type: Schema.Types.Mixed, default: undefined },
+          health: { type: Schema.Types.Mixed, default: undefined },
         },
         opts,
       ),
@@ -154,6 +162,8 @@ export interface AttemptDoc {
   reason?: string;
   /** When hang detection alerted for this attempt (once per attempt). */
   stalledAt?: Date;
+  /** When the idle-GPU alert of this attempt went out (once per attempt). */
+  gpuIdleAlertedAt?: Date;
   /** Node blamed for the failure, avoided by the next attempt when the cluster has a spare. */
   failedNode?: string;
   /** Nodes where this attempt's inter-node SSH key may still be authorised (Horovod/MPI). */
@@ -240,6 +250,7 @@ const attemptSchema = new Schema<AttemptDoc>(
     outcome: { type: String, enum: JOB_STATUSES },
     reason: String,
     stalledAt: Date,
+    gpuIdleAlertedAt: Date,
     failedNode: String,
     sshKeyNodes: { type: [String], default: undefined },
   },

@@ -136,7 +136,7 @@ describe("allocate", () => {
     const blocked = allocate(req({ nodes: 3 }), cluster, []);
     expect(blocked).toMatchObject({
       ok: false,
-      reason: expect.stringContaining("n2: held back, its GPUs differ from the declaration"),
+      reason: expect.stringContaining("n2: held back (node n2: GPUs differ from the declaration"),
     });
 
     const acked = { ...bad, gpuCheck: { ...gpuCheck, acknowledged: { mismatch: [...gpuCheck.mismatch], at: "x", by: "k" } } };

@@ -73,7 +73,7 @@ export function allocate(
   if (fits.length < req.nodes) {
     const detail = [
       ...free.map((f) => `${f.node.name}: ${f.free.length} free`),
-      ...blocked.map((n) => `${n.name}: held back, its GPUs differ from the declaration`),
+      ...blocked.map((n) => `${n.name}: held back (${placementBlock(n)})`),
     ].join(", ");
     return {
       ok: false,

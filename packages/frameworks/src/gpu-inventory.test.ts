@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { gpuInventoryScript, inventoryMismatch, parseGpuInventory } from "./gpu-inventory";
+import { gpuFaults, gpuInventoryScript, inventoryMismatch, parseGpuInventory } from "./gpu-inventory";
 
 /** `nvidia-smi --query-gpu=index,name,uuid,memory.total,driver_version,pci.bus_id --format=csv,noheader,nounits`, as drivers print it. */
 const CSV = {
@@ -23,7 +23,7 @@ const banner = (driver: string, cuda: string) =>
   `| NVIDIA-SMI ${driver}             Driver Version: ${driver}   CUDA Version: ${cuda}     |`;
 
 const out = (rows: string[], cuda?: string) =>
-  ["@@gpus", ...rows, ...(cuda ? [`@@cuda ${cuda}`] : ["@@cuda "]), "@@end"].join("\n");
+  ["@@gpus", ...rows, "@@gpus-end", ...(cuda ? [`@@cuda ${cuda}`] : ["@@cuda "]), "@@end"].join("\n");
 
 describe("parseGpuInventory", () => {
   it("reads count, model, memory, driver and CUDA version across driver versions", () => {
@@ -62,7 +62,7 @@ describe("parseGpuInventory", () => {
   it("tells no nvidia-smi, a failing nvidia-smi and cut-off output apart", () => {
     expect(parseGpuInventory("@@nvidia-smi none\n")).toEqual({ nvidiaSmi: false, gpus: [] });
     const failed = parseGpuInventory(
-      "@@gpus\nNVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.\n@@error 9\n@@cuda \n@@end\n",
+      "@@gpus\nNVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.\n@@gpus-error\n@@gpus-end\n@@cuda \n@@end\n",
     );
     expect(failed).toMatchObject({
       nvidiaSmi: true,
@@ -71,6 +71,45 @@ describe("parseGpuInventory", () => {
     });
     expect(() => parseGpuInventory("@@gpus\n0, NVIDIA H100")).toThrow(/incomplete/);
     expect(parseGpuInventory(out(["garbage"])).error).toMatch(/unexpected nvidia-smi line/);
+  });
+});
+
+describe("GPU health (uncorrectable ECC, pending page retirement, failed row remapping)", () => {
+  // The inventory rows with the health columns appended, as each driver generation answers them.
+  const healthy = {
+    a100_525: "0, NVIDIA A100-SXM4-40GB, GPU-1a2b, 40960, 525.85.12, 00000000:07:00.0, 0, [N/A], No",
+    v100_470: "0, Tesla V100-SXM2-16GB, GPU-8f1e, 16160, 470.82.01, 00000000:00:1E.0, 0, No, [N/A]",
+    t4_418_no_remap: "0, Tesla T4, GPU-77aa, 15109, 418.87.01, 00000000:00:04.0, 0, No",
+    rtx_no_ecc: "0, NVIDIA GeForce RTX 4090, GPU-9e8d, 24564, 550.54.14, 00000000:01:00.0, [N/A], [N/A], [N/A]",
+  };
+  it("reads each driver's columns and finds nothing wrong on healthy GPUs", () => {
+    for (const row of Object.values(healthy)) {
+      const inv = parseGpuInventory(out([row]));
+      expect(inv.health).toHaveLength(1);
+      expect(gpuFaults(inv)).toEqual([]);
+    }
+    expect(parseGpuInventory(out([healthy.a100_525])).health).toEqual([
+      { index: 0, eccUncorrected: 0, remappedRowsFailure: false },
+    ]);
+    expect(parseGpuInventory(out([healthy.rtx_no_ecc])).health).toEqual([{ index: 0 }]);
+  });
+  it("names every fault per GPU; a failing nvidia-smi is a fault, a missing one is not", () => {
+    const inv = parseGpuInventory(
+      out([
+        "0, NVIDIA A100-SXM4-80GB, GPU-aa, 81920, 535.129.03, 00000000:07:00.0, 2, [N/A], Yes",
+        "1, Tesla V100-SXM2-16GB, GPU-bb, 16160, 535.129.03, 00000000:08:00.0, 1, Yes, [N/A]",
+      ]),
+    );
+    expect(gpuFaults(inv)).toEqual([
+      "GPU 0: 2 uncorrectable ECC errors",
+      "GPU 0: memory row remapping failed",
+      "GPU 1: 1 uncorrectable ECC error",
+      "GPU 1: memory pages pending retirement (needs a reset)",
+    ]);
+    expect(
+      gpuFaults({ nvidiaSmi: true, error: "Unable to determine the device handle for GPU0000:18:00.0: Unknown Error" }),
+    ).toEqual(["nvidia-smi failed: Unable to determine the device handle for GPU0000:18:00.0: Unknown Error"]);
+    expect(gpuFaults({ nvidiaSmi: false })).toEqual([]);
   });
 });
 
@@ -101,14 +140,15 @@ describe("inventoryMismatch", () => {
 
 describe("gpuInventoryScript", () => {
   /** Run the script with a fake nvidia-smi (or none) first on PATH. */
-  function run(fake?: { csv: string[]; exit?: number; banner?: string }) {
+  function run(fake?: { csv: string[]; exit?: number; banner?: string; legacy?: boolean }) {
     const dir = mkdtempSync(join(tmpdir(), "ty-smi-"));
     if (fake) {
       writeFileSync(join(dir, "rows"), `${fake.csv.join("\n")}\n`);
       writeFileSync(join(dir, "banner"), `${fake.banner ?? ""}\n`);
       writeFileSync(
         join(dir, "nvidia-smi"),
-        `#!/bin/sh\nd=$(dirname "$0")\ncase "$1" in --query-gpu=*) cat "$d/rows"; exit ${fake.exit ?? 0};; esac\ncat "$d/banner"\n`,
+        // A legacy driver (before R450) refuses the whole query when it names remapped_rows.
+        `#!/bin/sh\nd=$(dirname "$0")\ncase "$1" in${fake.legacy ? ` *remapped_rows*) echo 'Field "remapped_rows.failure" is not a valid field to query.'; exit 2;;` : ""} --query-gpu=*) cat "$d/rows"; exit ${fake.exit ?? 0};; esac\ncat "$d/banner"\n`,
       );
       chmodSync(join(dir, "nvidia-smi"), 0o755);
     }
@@ -126,5 +166,12 @@ describe("gpuInventoryScript", () => {
       run({ csv: ["Unable to determine the device handle for GPU0000:18:00.0: Unknown Error"], exit: 15 }),
     );
     expect(inv.error).toMatch(/Unknown Error/);
+  });
+  it("falls back to the health fields an older driver knows", () => {
+    const inv = parseGpuInventory(
+      run({ csv: ["0, Tesla T4, GPU-77aa, 15109, 418.87.01, 00000000:00:04.0, 0, Yes"], legacy: true }),
+    );
+    expect(inv.error).toBeUndefined();
+    expect(gpuFaults(inv)).toEqual(["GPU 0: memory pages pending retirement (needs a reset)"]);
   });
 });

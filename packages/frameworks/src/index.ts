@@ -2,6 +2,7 @@ export * from "./allocation";
 export * from "./command";
 export * from "./failures";
 export * from "./gpu-inventory";
+export * from "./gpu-telemetry";
 export * from "./horovod";
 export * from "./inter-node-ssh";
 export * from "./node-env";

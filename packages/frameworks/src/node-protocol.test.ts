@@ -324,3 +324,41 @@ describe("input checks", () => {
 function readdir(dir: string): string[] {
   return execFileSync("ls", ["-A", dir], { encoding: "utf8" }).split("\n").filter(Boolean);
 }
+
+describe("probe telemetry: GPUs through nvidia-smi on the given PATH, and the attempt's processes", () => {
+  it("samples each GPU's utilisation, memory, temperature, power and fault counters, and the process CPU/memory", async () => {
+    const bin = mkdtempSync(join(tmpdir(), "trainyard-smi-"));
+    writeFileSync(
+      join(bin, "nvidia-smi"),
+      `#!/bin/sh
+case "$1" in --query-gpu=*) ;; *) exit 0 ;; esac
+echo "0, 87, 30001, 81559, 64, 312.45, 0, [N/A], No"
+echo "1, [N/A], 12, 81559, 41, [N/A], 3, [N/A], No"
+`,
+      { mode: 0o755 },
+    );
+    const { dir } = launch(["sh", "-c", "sleep 30"]);
+    await waitFor("the attempt to run", () => probe(dir).alive);
+    const p = parseProbe(
+      run(probeCommand(dir, { logTailBytes: 64, metricsLines: 1, telemetry: { path: `${bin}:/usr/bin:/bin` } })),
+    );
+    expect(p.alive).toBe(true);
+    expect(p.telemetry?.gpus).toEqual([
+      { index: 0, utilPct: 87, memUsedMiB: 30001, memTotalMiB: 81559, tempC: 64, powerW: 312.45 },
+      { index: 1, memUsedMiB: 12, memTotalMiB: 81559, tempC: 41 },
+    ]);
+    expect(p.telemetry?.health).toEqual([
+      { index: 0, eccUncorrected: 0, remappedRowsFailure: false },
+      { index: 1, eccUncorrected: 3, remappedRowsFailure: false },
+    ]);
+    expect(p.telemetry?.proc?.rssMiB).toBeGreaterThanOrEqual(0);
+    expect(p.telemetry?.proc?.cpuPct).toBeGreaterThanOrEqual(0);
+
+    // Without nvidia-smi on the PATH: no GPU samples and no error, the process sample still there.
+    const none = parseProbe(run(probeCommand(dir, { logTailBytes: 64, metricsLines: 1, telemetry: { path: "/nonexistent" } })));
+    expect(none.telemetry).toMatchObject({ gpus: [], health: [] });
+    expect(none.telemetry?.error).toBeUndefined();
+    expect(none.telemetry?.proc).toBeDefined();
+    rmSync(bin, { recursive: true, force: true });
+  });
+});

@@ -15,6 +15,7 @@
  * the group with setsid). Remote commands run under `/bin/sh -c` so that whatever login shell the
  * node account has, the same dash/POSIX semantics the tests exercise apply.
  */
+import { type NodeTelemetry, parseTelemetry, telemetryScript } from "./gpu-telemetry";
 import { shellJoin, shellQuote } from "./shell";
 
 /** Keys the env file may define; checked again here although the API validated them already. */
@@ -233,6 +234,8 @@ export interface ProbeOptions {
   metricsLines: number;
   /** Defaults to the last segment of `dir` (attempt directories end in the attempt id). */
   attemptId?: string;
+  /** Also sample GPUs (nvidia-smi on this PATH, or the login PATH) and the attempt's CPU/memory. */
+  telemetry?: { path?: string | undefined };
 }
 
 export interface ProbeResult {
@@ -246,6 +249,8 @@ export interface ProbeResult {
   logTail: string;
   /** Parsed JSON objects from the last lines of metrics.jsonl; malformed lines are skipped. */
   metrics: Array<Record<string, unknown>>;
+  /** GPU and process samples, when asked for. */
+  telemetry?: NodeTelemetry;
 }
 
 const PROBE_HEADER = "@@trainyard-probe 1";
@@ -268,7 +273,7 @@ if [ -f "$d/output.log" ]; then
   echo "@@logtail $(tail -c ${tail} "$d/output.log" | base64 | tr -d '\\n')"
 fi
 if [ -f "$d/metrics.jsonl" ]; then echo "@@metrics $(tail -n ${lines} "$d/metrics.jsonl" | base64 | tr -d '\\n')"; fi
-echo @@end
+${opts.telemetry ? telemetryScript(opts.telemetry.path) : ""}echo @@end
 `);
 }
 
@@ -316,6 +321,7 @@ export function parseProbe(stdout: string): ProbeResult {
     logSize: int(fields.get("logsize")) ?? 0,
     logTail: decode(fields.get("logtail")),
     metrics,
+    ...(fields.has("telemetry") ? { telemetry: parseTelemetry(decode(fields.get("telemetry")), fields.get("proc")) } : {}),
   };
 }
 

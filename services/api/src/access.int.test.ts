@@ -370,6 +370,18 @@ describe("platform operators and team admins", () => {
       req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}/nodes/n1/acknowledge-gpus` }),
       expect: [403, 403, 409, 409],
     },
+    cordonNode: {
+      req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}/nodes/n2/cordon`, body: { reason: "matrix" } }),
+      expect: [403, 403, 200, 200],
+    },
+    drainNode: {
+      req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}/nodes/n2/drain`, body: {} }),
+      expect: [403, 403, 200, 200],
+    },
+    uncordonNode: {
+      req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}/nodes/n2/uncordon` }),
+      expect: [403, 403, 200, 200],
+    },
     shareCluster: {
       req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}/sharing`, body: { teams: [] } }),
       expect: [403, 403, 200, 200],
@@ -387,6 +399,7 @@ describe("platform operators and team admins", () => {
     cancelJob: { req: async (o) => ({ path: `/v1/jobs/${await o.fresh("job")}/cancel` }), expect: [403, 202, 202, 202] },
     // No launcher runs here: the job has no attempt, so no log and no checkpoint (404 for all who may look).
     getJobLogs: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/logs` }), expect: [404, 404, 404, 404] },
+    getJobMetrics: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/metrics` }), expect: [200, 200, 200, 200] },
     listCheckpoints: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/checkpoints` }), expect: [200, 200, 200, 200] },
     latestCheckpoint: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/checkpoints/latest` }), expect: [404, 404, 404, 404] },
     deleteCheckpoint: {

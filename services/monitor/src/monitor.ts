@@ -3,6 +3,7 @@ import { openNodeAccess } from "@trainyard/core";
 import { connectMongo } from "@trainyard/db";
 import { type RunningService, startServiceBase, startWorkers } from "@trainyard/runtime";
 import type { MonitorDeps } from "./deps";
+import { GpuMetrics } from "./gpu-metrics";
 import { checkAttempt, rearmChecks } from "./usecases/check-attempt";
 import { storeCheckpoint } from "./usecases/store-checkpoint";
 
@@ -20,6 +21,12 @@ export async function startMonitor(config: MonitorConfig, logger?: Logger): Prom
     logger: base.logger,
     intervalMs: config.MONITOR_INTERVAL_MS,
     lostAfterMisses: config.NODE_LOST_AFTER_MISSES,
+    telemetry: {
+      maxSamplesPerJob: config.TELEMETRY_MAX_SAMPLES_PER_JOB,
+      idleUtilPct: config.GPU_IDLE_UTIL_PCT,
+      idleSeconds: config.GPU_IDLE_SECONDS,
+      metrics: new GpuMetrics(base.registry, config.MONITOR_INTERVAL_MS * 3),
+    },
   };
   base.onClose(() => ssh.close());
   const workers = startWorkers({

@@ -27,6 +27,8 @@ const TITLES: Record<AlertType, string> = {
   "job.cancelled": "Job cancelled",
   "node.hostkey_mismatch": "SSH host key changed",
   "node.gpu_mismatch": "Node GPUs differ from the declaration",
+  "node.unhealthy": "Node unhealthy: no new placement",
+  "job.gpu_idle": "GPUs idle",
 };
 export const titleOf = (t: AlertType) => TITLES[t];
 

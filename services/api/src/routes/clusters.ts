@@ -1,9 +1,23 @@
 import { clusterSharingSchema, clusterSpecSchema } from "@trainyard/common";
 import { z } from "zod";
 import type { ApiDeps } from "../context";
+import type { Principal } from "../http/auth";
 import type { ApiRoute } from "../http/route-table";
 import { clusterViewSchema, itemsOf, objectWith } from "../http/schemas";
-import { acknowledgeGpus, checkCluster, getCluster, listClusters, registerCluster, shareCluster } from "../usecases/clusters";
+import {
+  acknowledgeGpus,
+  checkCluster,
+  cordonBodySchema,
+  cordonNode,
+  getCluster,
+  listClusters,
+  registerCluster,
+  shareCluster,
+  uncordonNode,
+} from "../usecases/clusters";
+
+/** How an admin action names its actor in the cluster (key name and id; never the key itself). */
+const actorName = (p: Principal) => `${p.keyName} (${p.keyId})`;
 
 export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
   return [
@@ -64,8 +78,47 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       scope: "team",
       ok: { status: 200, description: "the cluster", schema: clusterViewSchema },
       audit: "cluster.acknowledge-gpus",
-      handle: ({ team, params, principal }) =>
-        acknowledgeGpus(deps, team, params.id!, params.node!, `${principal.keyName} (${principal.keyId})`),
+      handle: ({ team, params, principal }) => acknowledgeGpus(deps, team, params.id!, params.node!, actorName(principal)),
+    },
+    {
+      method: "post",
+      path: "/v1/clusters/{id}/nodes/{node}/cordon",
+      operationId: "cordonNode",
+      summary: "Stop placing new jobs on a node (running jobs stay)",
+      tag: "clusters",
+      role: "admin",
+      scope: "team",
+      body: cordonBodySchema,
+      ok: { status: 200, description: "the cluster", schema: clusterViewSchema },
+      audit: "cluster.cordon",
+      handle: ({ req, team, params, principal }) =>
+        cordonNode(deps, team, params.id!, params.node!, req.body, actorName(principal), false),
+    },
+    {
+      method: "post",
+      path: "/v1/clusters/{id}/nodes/{node}/drain",
+      operationId: "drainNode",
+      summary: "Cordon a node and move its running jobs elsewhere (each resumes from its latest checkpoint)",
+      tag: "clusters",
+      role: "admin",
+      scope: "team",
+      body: cordonBodySchema,
+      ok: { status: 200, description: "the cluster and the ids of the jobs moved", schema: clusterViewSchema },
+      audit: "cluster.drain",
+      handle: ({ req, team, params, principal }) =>
+        cordonNode(deps, team, params.id!, params.node!, req.body, actorName(principal), true),
+    },
+    {
+      method: "post",
+      path: "/v1/clusters/{id}/nodes/{node}/uncordon",
+      operationId: "uncordonNode",
+      summary: "Put a node back into placement (clears a cordon, a drain and a recorded fault)",
+      tag: "clusters",
+      role: "admin",
+      scope: "team",
+      ok: { status: 200, description: "the cluster", schema: clusterViewSchema },
+      audit: "cluster.uncordon",
+      handle: ({ team, params }) => uncordonNode(deps, team, params.id!, params.node!),
     },
     {
       method: "put",

@@ -7,6 +7,7 @@ import { idView, itemsOf, jobRefSchema, jobViewSchema, objectWith, pageOf } from
 import { deleteCheckpoint, latestCheckpoint, listCheckpoints } from "../usecases/checkpoints";
 import { cancelJob, dryRunJob, getJob, listJobs, listJobsQuerySchema, submitJob } from "../usecases/jobs";
 import { logsQuerySchema, readJobLogs, resolveLogTarget } from "../usecases/logs";
+import { jobMetrics, metricsQuerySchema } from "../usecases/telemetry";
 import { streamLogs } from "./sse";
 
 export function jobRoutes(deps: ApiDeps): ApiRoute[] {
@@ -112,6 +113,22 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
           .send(chunk.data);
         return undefined;
       },
+    },
+    {
+      method: "get",
+      path: "/v1/jobs/{id}/metrics",
+      operationId: "getJobMetrics",
+      summary: "The job's GPU and process samples (utilisation, memory, temperature, power; CPU and memory), oldest first",
+      tag: "jobs",
+      role: "viewer",
+      scope: "team",
+      query: metricsQuerySchema,
+      ok: {
+        status: 200,
+        description: "samples and each node's latest",
+        schema: objectWith({ items: z.array(z.unknown()), latest: z.record(z.string(), z.unknown()) }),
+      },
+      handle: ({ req, team, params }) => jobMetrics(deps, team, params.id!, req.query),
     },
     {
       method: "get",

@@ -5,10 +5,12 @@ import {
   clusterSpecSchema,
   type NodeGpuCheck,
   placementBlock,
+  type QueuePayload,
 } from "@trainyard/common";
 import { type NodeCheck, offerQueuedJobs } from "@trainyard/core";
 import { type ClusterDoc, clusterView } from "@trainyard/db";
-import { inventoryMismatch } from "@trainyard/frameworks";
+import { gpuFaults, inventoryMismatch } from "@trainyard/frameworks";
+import { z } from "zod";
 import type { ApiDeps } from "../context";
 
 /**
@@ -61,7 +63,9 @@ async function assertTeamsExist(deps: ApiDeps, teams: string[]): Promise<void> {
 export interface NodeCheckReport extends NodeCheck {
   /** How the GPUs nvidia-smi reports differ from the declared gpus/gpuType (empty: they match). */
   gpuMismatch?: string[];
-  /** Why the node gets no new placement (an unacknowledged GPU mismatch). */
+  /** GPU faults found (uncorrectable ECC, pending page retirement, failed row remapping, nvidia-smi errors): the node is unhealthy. */
+  gpuFaults?: string[];
+  /** Why the node gets no new placement (unhealthy, cordoned, or an unacknowledged GPU mismatch). */
   placementBlocked?: string;
   /** The node presented a key other than the pinned one (it is never re-pinned by a check). */
   hostKeyMismatch?: true;
@@ -136,34 +140,54 @@ export async function checkCluster(deps: ApiDeps, team: string, idOrName: string
  * GPUs differ is held back from placement until an admin acknowledges that exact mismatch.
  */
 async function recordGpuChecks(deps: ApiDeps, cluster: ClusterDoc, results: NodeCheckReport[]): Promise<void> {
-  const checkedAt = new Date().toISOString();
-  const checks: Record<string, Omit<NodeGpuCheck, "acknowledged">> = {};
+  const checkedAt = new Date();
+  const checks: Record<string, { gpuCheck: Omit<NodeGpuCheck, "acknowledged">; faults: string[] }> = {};
   for (const r of results) {
     const inv = r.gpuInventory;
     const node = cluster.nodes.find((n) => n.name === r.node);
     if (!inv || !node) continue;
     r.gpuMismatch = inventoryMismatch(node, inv);
-    checks[r.node] = { checkedAt, ...inv, mismatch: r.gpuMismatch };
+    r.gpuFaults = gpuFaults(inv);
+    checks[r.node] = { gpuCheck: { checkedAt: checkedAt.toISOString(), ...inv, mismatch: r.gpuMismatch }, faults: r.gpuFaults };
   }
   if (!Object.keys(checks).length) return;
-  const updated = await deps.repos.clusters.recordGpuChecks(cluster._id, checks);
+  const before = new Map(cluster.nodes.map((n) => [n.name, placementBlock(n)]));
+  const updated = await deps.repos.clusters.recordChecks(cluster._id, checks, checkedAt);
   for (const r of results) {
     const blocked = placementBlock(updated.nodes.find((n) => n.name === r.node) ?? { name: r.node });
     if (blocked) r.placementBlocked = blocked;
   }
-  const newlyBlocked = results.filter((r) => r.placementBlocked);
-  if (newlyBlocked.length) {
-    deps.logger.warn({ cluster: cluster.name, nodes: newlyBlocked.map((r) => r.node) }, "GPU mismatch: nodes held back");
-    await deps.bus
-      .send("alerts", {
-        type: "node.gpu_mismatch",
-        severity: "warning",
-        clusterId: cluster._id.toString(),
-        message: `cluster ${cluster.name}: ${newlyBlocked.map((r) => r.placementBlocked).join("; ")}`,
-        at: checkedAt,
-      })
-      .catch((err: Error) => deps.logger.warn({ err: err.message }, "could not queue GPU mismatch alert"));
+  const unhealthy = results.filter((r) => r.gpuFaults?.length);
+  for (const r of unhealthy) {
+    await raiseAlert(deps, {
+      type: "node.unhealthy",
+      severity: "critical",
+      clusterId: cluster._id.toString(),
+      message: `cluster ${cluster.name}: ${r.placementBlocked}`,
+      at: checkedAt.toISOString(),
+      dedupKey: `node.unhealthy:${cluster._id.toString()}:${r.node}`,
+    });
   }
+  const mismatched = results.filter((r) => r.gpuMismatch?.length && r.placementBlocked && !r.gpuFaults?.length);
+  if (mismatched.length) {
+    deps.logger.warn({ cluster: cluster.name, nodes: mismatched.map((r) => r.node) }, "GPU mismatch: nodes held back");
+    await raiseAlert(deps, {
+      type: "node.gpu_mismatch",
+      severity: "warning",
+      clusterId: cluster._id.toString(),
+      message: `cluster ${cluster.name}: ${mismatched.map((r) => r.placementBlocked).join("; ")}`,
+      at: checkedAt.toISOString(),
+    });
+  }
+  // A node that was held back and is clean now may fit queued jobs.
+  if (updated.nodes.some((n) => before.get(n.name) && !placementBlock(n)))
+    await offerQueuedJobs(deps.repos, deps.bus, cluster._id);
+}
+
+async function raiseAlert(deps: ApiDeps, alert: QueuePayload<"alerts">): Promise<void> {
+  await deps.bus
+    .send("alerts", alert)
+    .catch((err: Error) => deps.logger.warn({ err: err.message, type: alert.type }, "could not queue alert"));
 }
 
 /**
@@ -180,6 +204,57 @@ export async function acknowledgeGpus(
   const cluster = await deps.repos.clusters.getOwned(team, idOrName);
   const updated = await deps.repos.clusters.acknowledgeGpus(cluster._id, node, by);
   // The node may fit queued jobs now.
+  await offerQueuedJobs(deps.repos, deps.bus, cluster._id);
+  return clusterView(updated, team);
+}
+
+export const cordonBodySchema = z.object({ reason: z.string().min(1).max(500).optional() }).strict();
+
+/**
+ * Take a node out of placement. A cordon only stops new placements; a drain also moves the jobs
+ * running there: each is stopped and retried elsewhere from its latest checkpoint (the node is
+ * avoided by the retry and blocked for everyone until uncordoned).
+ */
+export async function cordonNode(
+  deps: ApiDeps,
+  team: string,
+  idOrName: string,
+  node: string,
+  body: unknown,
+  by: string,
+  drain: boolean,
+): Promise<ClusterView & { movedJobs?: string[] }> {
+  const { reason } = cordonBodySchema.parse(body ?? {});
+  const cluster = await deps.repos.clusters.getOwned(team, idOrName);
+  const at = new Date();
+  const updated = await deps.repos.clusters.setCordon(cluster._id, node, {
+    by,
+    at: at.toISOString(),
+    drain,
+    ...(reason ? { reason } : {}),
+  });
+  if (!drain) return clusterView(updated, team);
+  const moved: string[] = [];
+  for (const job of await deps.repos.jobs.activeOnNode(cluster._id, node)) {
+    const stop = {
+      kind: "retry" as const,
+      node,
+      reason: `node ${node} drained by ${by}${reason ? ` (${reason})` : ""}; restarting elsewhere from the latest checkpoint`,
+      requestedAt: at,
+    };
+    if (await deps.repos.jobs.requestStop(job._id, job.currentAttemptId!, stop)) {
+      await deps.bus.send("control", { jobId: job._id.toString(), attemptId: job.currentAttemptId! });
+      moved.push(job._id.toString());
+    }
+  }
+  deps.logger.info({ cluster: cluster.name, node, by, moved }, "node drained");
+  return { ...clusterView(updated, team), movedJobs: moved };
+}
+
+/** Put a node back into placement: clears a cordon, a drain and a recorded fault; queued jobs are offered again. */
+export async function uncordonNode(deps: ApiDeps, team: string, idOrName: string, node: string): Promise<ClusterView> {
+  const cluster = await deps.repos.clusters.getOwned(team, idOrName);
+  const updated = await deps.repos.clusters.setCordon(cluster._id, node, undefined);
   await offerQueuedJobs(deps.repos, deps.bus, cluster._id);
   return clusterView(updated, team);
 }

@@ -12,6 +12,7 @@ import {
 } from "@trainyard/frameworks";
 import type { MonitorDeps } from "../deps";
 import { progressFromMetrics } from "../progress";
+import { recordTelemetry } from "./gpu-telemetry";
 
 type NodeObservation = { node: AttemptNodeDoc; probe?: ProbeResult; error?: string };
 
@@ -55,7 +56,10 @@ export async function checkAttempt(deps: MonitorDeps, jobId: string, attemptId: 
 
   if (head) await keepCheckpointsCurrent(deps, job, cluster, attemptIndex);
 
-  const failure = findFailure(job, observations, nodes) ?? (await checkStall(deps, job, attemptIndex, progress?.updatedAt, now));
+  // A GPU fault is the root cause whatever the ranks did about it: it goes first.
+  const gpuFault = await recordTelemetry(deps, job, cluster, attemptIndex, observations, now);
+  const failure: Failure | undefined =
+    gpuFault ?? findFailure(job, observations, nodes) ?? (await checkStall(deps, job, attemptIndex, progress?.updatedAt, now));
   if (failure) {
     await repos.jobs.updateAttempt(job._id, attemptId, attemptIndex, { nodes, ...(progress ? { progress } : {}) });
     const decision = decideRetry(

@@ -1,0 +1,35 @@
+import { nameSchema, type TelemetrySampleView } from "@trainyard/common";
+import { telemetryView } from "@trainyard/db";
+import { z } from "zod";
+import type { ApiDeps } from "../context";
+
+export const metricsQuerySchema = z
+  .object({
+    node: nameSchema.optional(),
+    since: z.iso.datetime({ offset: true }).optional(),
+    limit: z.coerce.number().int().min(1).max(5000).default(500),
+  })
+  .strict();
+
+/**
+ * A job's GPU and process samples in time order (the newest `limit`), kept after it ends; `latest`
+ * is each node's most recent one, for a dashboard's "now".
+ */
+export async function jobMetrics(
+  deps: ApiDeps,
+  team: string,
+  jobId: string,
+  query: unknown,
+): Promise<{ items: TelemetrySampleView[]; latest: Record<string, TelemetrySampleView> }> {
+  const q = metricsQuerySchema.parse(query);
+  const job = await deps.repos.jobs.getForTeam(team, jobId);
+  const docs = await deps.repos.telemetry.forJob(job._id, {
+    limit: q.limit,
+    ...(q.node ? { node: q.node } : {}),
+    ...(q.since ? { since: new Date(q.since) } : {}),
+  });
+  const items = docs.map(telemetryView);
+  const latest: Record<string, TelemetrySampleView> = {};
+  for (const s of items) latest[s.node] = s;
+  return { items, latest };
+}
