@@ -48,12 +48,11 @@ export async function recordTelemetry(
   }
 
   await alertIfIdle(deps, job, attemptIndex, now);
-  return markFaultyNodes(deps, job, cluster, observations, now);
+  return markFaultyNodes(deps, cluster, observations, now);
 }
 
 async function markFaultyNodes(
   deps: MonitorDeps,
-  job: JobDoc,
   cluster: ClusterDoc,
   observations: Array<{ node: AttemptNodeDoc; probe?: ProbeResult }>,
   now: Date,
