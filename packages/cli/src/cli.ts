@@ -111,7 +111,7 @@ export function buildProgram(ctx: CliEnv): { program: Command; result: { code: n
     .description("Print the current context's name")
     .action(() => {
       const c = config();
-      const name = program.opts().context ?? env.TRAINYARD_CONTEXT ?? c.current;
+      const name = program.opts().context ?? (env.TRAINYARD_CONTEXT || undefined) ?? c.current;
       if (!name) throw new CliError("no current context; run 'trainyard login'", EXIT.AUTH);
       io.out(name);
     });

@@ -79,9 +79,9 @@ export interface Resolved {
  * context; $TRAINYARD_URL and $TRAINYARD_TOKEN override the context's values.
  */
 export function resolveContext(config: CliConfig, flag: string | undefined, env: NodeJS.ProcessEnv = process.env): Resolved {
-  const name = flag ?? env.TRAINYARD_CONTEXT ?? config.current;
+  const name = flag ?? (env.TRAINYARD_CONTEXT || undefined) ?? config.current;
   const ctx = name ? config.contexts[name] : undefined;
-  if (name && !ctx && (flag || env.TRAINYARD_CONTEXT))
+  if (name && !ctx && (flag !== undefined || env.TRAINYARD_CONTEXT))
     throw new CliError(
       `no context named '${name}' (known: ${Object.keys(config.contexts).join(", ") || "none"}); run 'trainyard login --context ${name} --url … --token …'`,
       EXIT.USAGE,
