@@ -119,6 +119,9 @@ export async function platformUp(io: Io, o: UpOptions): Promise<{ url: string; t
     return { url: status.url ?? `http://127.0.0.1:${o.port}`, token: env.API_ADMIN_TOKEN ?? "", status };
   }
 
+  // A supervisor that was killed may have left services behind: stop them before starting anew.
+  if (existsSync(p.state)) await platformDown(io, o.dir);
+
   if (o.infra) {
     io.err("[platform] starting Redis, FerretDB and the sshd nodes (scripts/infra/up.sh)");
     try {
@@ -198,25 +201,41 @@ export function tail(file: string, n: number): string {
   }
 }
 
-/** Stops the supervisor (it stops every service gracefully); what is still there after 60 s is killed. */
+/**
+ * Stops the supervisor (it stops every service gracefully); services still there after it (or
+ * left by a supervisor that was killed) get SIGTERM, then SIGKILL after 20 s. Pids are checked
+ * against their command lines before any signal.
+ */
 export async function platformDown(io: Io, dir: string): Promise<boolean> {
   const pid = supervisorPid(dir);
   const st = readJson<SupervisorState>(paths(dir).state);
-  if (!pid) {
+  const ours = () =>
+    (st?.services ?? []).filter(
+      (r) => r.pid && pidAlive(r.pid) && cmdlineOf(r.pid).includes(`services/${r.service}/src/main.ts`),
+    );
+  if (!pid && !ours().length) {
     io.err(`[platform] not running in ${dir}`);
     return false;
   }
-  io.err(`[platform] stopping (supervisor pid ${pid})`);
-  process.kill(pid, "SIGTERM");
-  const deadline = Date.now() + 60_000;
-  while (pidAlive(pid) && Date.now() < deadline) await sleep(200);
-  if (pidAlive(pid) && cmdlineOf(pid).includes("supervisor.ts")) {
-    io.err("[platform] the supervisor did not stop in 60 s; killing it and its services");
-    process.kill(pid, "SIGKILL");
+  if (pid) {
+    io.err(`[platform] stopping (supervisor pid ${pid})`);
+    process.kill(pid, "SIGTERM");
+    const deadline = Date.now() + 60_000;
+    while (pidAlive(pid) && Date.now() < deadline) await sleep(200);
+    if (pidAlive(pid) && cmdlineOf(pid).includes("supervisor.ts")) {
+      io.err("[platform] the supervisor did not stop in 60 s; killing it");
+      process.kill(pid, "SIGKILL");
+    }
   }
-  for (const r of st?.services ?? []) {
-    if (r.pid && pidAlive(r.pid) && cmdlineOf(r.pid).includes(`services/${r.service}/src/main.ts`))
-      process.kill(r.pid, "SIGKILL");
+  let left = ours();
+  if (left.length) {
+    io.err(
+      `[platform] stopping services left running: ${left.map((r) => `${r.service}#${r.replica} (pid ${r.pid})`).join(", ")}`,
+    );
+    for (const r of left) process.kill(r.pid!, "SIGTERM");
+    const deadline = Date.now() + 20_000;
+    while ((left = ours()).length && Date.now() < deadline) await sleep(200);
+    for (const r of left) process.kill(r.pid!, "SIGKILL");
   }
   rmSync(paths(dir).state, { force: true });
   rmSync(paths(dir).pid, { force: true });
