@@ -55,7 +55,7 @@ interface Status {
   running: boolean;
   url: string;
   supervisorPid: number;
-  services: Array<{ service: string; pid?: number; ready: boolean }>;
+  services: Array<{ service: string; pid?: number; ready: boolean; restarts: number }>;
 }
 let upStatus: Status | undefined;
 
@@ -250,6 +250,26 @@ describe.sequential("trainyard platform and CLI", () => {
     expect(byProject.items.map((x: { project: string }) => x.project)).toEqual(["demo"]);
     expect(cli(["budgets", "--json"]).code).toBe(0);
     expect(JSON.parse(cli(["keys", "--json"]).stdout).items.map((k: { name: string }) => k.name)).toContain("vision-admin");
+  });
+
+  it("the supervisor restarts a service that dies", () => {
+    const before = JSON.parse(cli(["platform", "status", "--json"]).stdout) as Status;
+    const victim = before.services.find((s) => s.service === "launcher" && s.pid)!;
+    process.kill(victim.pid!, "SIGKILL");
+    let after = before;
+    for (let i = 0; i < 40; i++) {
+      spawnSync("sleep", ["1"]);
+      const st = cli(["platform", "status", "--json"]);
+      after = JSON.parse(st.stdout);
+      const again = after.services.find(
+        (s) => s.service === "launcher" && s.pid !== undefined && s.pid !== victim.pid && s.restarts > 0,
+      );
+      if (again && st.code === 0) break;
+    }
+    const restarted = after.services.filter((s) => s.service === "launcher");
+    expect(restarted.some((s) => s.restarts === 1 && s.pid !== victim.pid)).toBe(true);
+    expect(after.services.every((s) => s.ready)).toBe(true);
+    upStatus = after;
   });
 
   it("platform down stops every service", () => {
