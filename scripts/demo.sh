@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Bring the platform up on this machine and run the example DDP job on 2 local SSH nodes,
-# printing status, progress and log lines until it ends. Idempotent setup; fresh machine OK.
+# The demo: bring the platform up with the trainyard CLI (Redis, FerretDB, local sshd nodes and
+# the five services, kept running in the background) and run the example DDP job on 2 local SSH
+# nodes, following it to its end. The platform stays up afterwards; `trainyard platform down`
+# stops it. Arguments go to `trainyard platform up` (e.g. --launcher 2). Fresh machine OK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-bash scripts/infra/up.sh
 exec pnpm exec tsx scripts/demo.ts "$@"
