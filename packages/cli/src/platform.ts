@@ -234,7 +234,11 @@ export async function platformDown(io: Io, dir: string): Promise<boolean> {
     );
     for (const r of left) process.kill(r.pid!, "SIGTERM");
     const deadline = Date.now() + 20_000;
-    while ((left = ours()).length && Date.now() < deadline) await sleep(200);
+    for (;;) {
+      left = ours();
+      if (!left.length || Date.now() >= deadline) break;
+      await sleep(200);
+    }
     for (const r of left) process.kill(r.pid!, "SIGKILL");
   }
   rmSync(paths(dir).state, { force: true });
