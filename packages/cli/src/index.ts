@@ -1,0 +1,6 @@
+export * from "./client";
+export * from "./config";
+export * from "./exit";
+export * from "./format";
+export * from "./specs";
+export * from "./sse";
