@@ -33,6 +33,8 @@ interface CheckReport {
   nodes: Array<{
     node: string;
     reachable: boolean;
+    pinned?: boolean;
+    hostKeyMismatch?: boolean;
     gpuInventory?: {
       nvidiaSmi: boolean;
       gpus: Array<{ name: string; memoryMiB?: number }>;
@@ -179,6 +181,55 @@ describe("GPU detection: cluster check reads nvidia-smi, a mismatch holds the no
     expect(res.body.error.message).toContain("job needs gpuType 'h100' but the cluster's nodes are a100-sxm4-80gb");
   });
 
+  it("a cluster is updated after registration: add a node, re-pin its key after a re-image, remove it; all audited", async () => {
+    const n3 = p.infra.nodes[2]!;
+    const spec = {
+      name: "n3",
+      host: n3.host,
+      port: n3.port,
+      user: n3.user,
+      gpus: 2,
+      gpuType: "a100-sxm4-80gb",
+      workRoot: n3.workRoot,
+    };
+    const stale = `SHA256:${"A".repeat(43)}`; // the key the node had before its "re-image"
+    const added = await p.api<ClusterView>("POST", `/v1/clusters/${cluster.id}/nodes`, { ...spec, hostKey: stale });
+    expect(added.status, added.text).toBe(201);
+    expect(added.body.nodes.map((n) => n.name)).toEqual(["n1", "n2", "n3"]);
+    expect((await p.api("POST", `/v1/clusters/${cluster.id}/nodes`, { ...spec, name: "n3b" })).status).toBe(409); // same machine
+    const bad = await p.api<{ error: { message: string } }>("POST", `/v1/clusters/${cluster.id}/nodes`, {
+      ...spec,
+      name: "x",
+      gpus: -1,
+    });
+    expect(bad.status).toBe(400);
+
+    // The node presents another key: a check reports it and never re-pins; an admin re-pins it.
+    let r = await check();
+    expect(r.n3).toMatchObject({ reachable: true, hostKeyMismatch: true, pinned: false });
+    const repinned = await p.api<ClusterView & { previousFingerprint: string }>(
+      "PUT",
+      `/v1/clusters/${cluster.id}/nodes/n3/host-key`,
+      { fingerprint: n3.hostKeyFingerprint },
+    );
+    expect(repinned.status, repinned.text).toBe(200);
+    expect(repinned.body.previousFingerprint).toBe(stale);
+    expect(repinned.body.ssh.hostKeys.n3).toBe(n3.hostKeyFingerprint);
+    r = await check();
+    expect(r.n3).toMatchObject({ reachable: true, pinned: true, gpuMismatch: [] });
+    expect(r.n3!.hostKeyMismatch).toBeUndefined();
+
+    const removed = await p.api<ClusterView>("DELETE", `/v1/clusters/${cluster.id}/nodes/n3`);
+    expect(removed.status, removed.text).toBe(200);
+    expect(removed.body.nodes.map((n) => n.name)).toEqual(["n1", "n2"]);
+    expect(removed.body.ssh.hostKeys.n3).toBeUndefined();
+    expect((await p.api("DELETE", `/v1/clusters/${cluster.id}/nodes/n3`)).status).toBe(404);
+
+    const audit = await p.api<{ items: Array<{ action: string }> }>("GET", "/v1/audit?limit=50");
+    const actions = audit.body.items.map((e) => e.action);
+    for (const a of ["cluster.node-add", "cluster.repin", "cluster.node-remove"]) expect(actions).toContain(a);
+  });
+
   describe("on a running job: telemetry, idle GPUs, a faulty node, cordon and drain", () => {
     let c3: { id: string; name: string };
     const ddp = (name: string, steps: number) => ({
@@ -285,6 +336,11 @@ describe("GPU detection: cluster check reads nvidia-smi, a mismatch holds the no
       expect((await node("n2")).health).toBeUndefined();
       const running = await waitForJob(p, id, (j) => j.status === "RUNNING" && (j.progress?.step ?? 0) >= 6, 120_000);
       expect(running.attempts.at(-1)!.nodes.map((n) => n.name)).toEqual(["n1", "n2"]);
+
+      // A node a job holds cannot be removed: drain it first.
+      const held = await p.api<{ error: { message: string } }>("DELETE", `/v1/clusters/${c3.id}/nodes/n2`);
+      expect(held.status).toBe(409);
+      expect(held.body.error.message).toContain("node 'n2' is in use by 1 job(s); drain it");
 
       // Drain n2: the job restarts on n1+n3 from its checkpoint; n2's processes are gone.
       const drained = await p.api<ClusterView & { movedJobs: string[] }>("POST", `/v1/clusters/${c3.id}/nodes/n2/drain`, {});

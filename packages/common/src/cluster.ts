@@ -16,6 +16,13 @@ export const nodeSpecSchema = z
   .strict();
 export type NodeSpec = z.infer<typeof nodeSpecSchema>;
 
+/** POST /v1/clusters/:id/nodes: one more node, with its host key (required unless the cluster trusts on first use). */
+export const addNodeSchema = nodeSpecSchema.extend({ hostKey: fingerprintSchema.optional() }).strict();
+export type AddNode = z.infer<typeof addNodeSchema>;
+
+/** PUT /v1/clusters/:id/nodes/:node/host-key: the key a re-imaged node presents now. */
+export const hostKeySchema = z.object({ fingerprint: fingerprintSchema }).strict();
+
 export const jumpHostSchema = z
   .object({ host: hostSchema, port: portSchema.default(22), user: unixUserSchema, hostKey: fingerprintSchema })
   .strict();

@@ -1,10 +1,12 @@
 import {
+  badRequest,
   type ClusterSpec,
   type ClusterView,
   conflict,
   type NodeCordon,
   type NodeGpuCheck,
   type NodeHealth,
+  type NodeSpec,
   notFound,
   placementBlock,
   UserError,
@@ -165,6 +167,65 @@ export class ClusterRepo {
     return this.changeNode(id, node, (n) => {
       const next = withOptional(n, "cordon", cordon);
       return cordon ? next : withOptional(next, "health", undefined);
+    });
+  }
+
+  /** Add a node (and pin its host key); its name and user@host:port must be new to the cluster. */
+  async addNode(id: Types.ObjectId, node: NodeSpec, hostKey: string | undefined): Promise<ClusterDoc> {
+    return this.locked(id, async () => {
+      const raw = await this.m.Cluster.findById(id).lean<StoredCluster>();
+      if (!raw) throw notFound(`cluster '${id.toString()}'`);
+      if (raw.nodes.some((n) => n.name === node.name)) throw conflict(`the cluster already has a node named '${node.name}'`);
+      const ep = (n: { user: string; host: string; port: number }) => `${n.user}@${n.host}:${n.port}`;
+      const same = raw.nodes.find((n) => ep(n) === ep(node));
+      if (same) throw conflict(`node '${same.name}' is already ${ep(node)}`);
+      if (!hostKey && !raw.ssh.trustOnFirstUse)
+        throw badRequest(`node '${node.name}' needs a hostKey (the cluster does not trust on first use)`);
+      const pins = [
+        ...(raw.ssh.hostKeyPins ?? []).filter((p) => p.node !== node.name),
+        ...(hostKey ? [{ node: node.name, fingerprint: hostKey }] : []),
+      ];
+      const nodes = [...raw.nodes, node];
+      await this.m.Cluster.updateOne({ _id: id }, { $set: { nodes, "ssh.hostKeyPins": pins } });
+      return hydrateCluster({ ...raw, nodes, ssh: { ...raw.ssh, hostKeyPins: pins } })!;
+    });
+  }
+
+  /** Remove a node nothing holds (drain it first); its pin goes with it. */
+  async removeNode(id: Types.ObjectId, node: string): Promise<ClusterDoc> {
+    return this.locked(id, async () => {
+      const raw = await this.m.Cluster.findById(id).lean<StoredCluster>();
+      if (!raw) throw notFound(`cluster '${id.toString()}'`);
+      if (!raw.nodes.some((n) => n.name === node)) throw notFound(`node '${node}'`);
+      if (raw.nodes.length === 1) throw conflict(`node '${node}' is the cluster's last node`);
+      const holders = raw.allocations.filter((a) => a.nodes.some((n) => n.node === node));
+      if (holders.length)
+        throw conflict(
+          `node '${node}' is in use by ${holders.length} job(s); drain it and wait for them to move (POST …/nodes/${node}/drain)`,
+        );
+      const nodes = raw.nodes.filter((n) => n.name !== node);
+      const pins = (raw.ssh.hostKeyPins ?? []).filter((p) => p.node !== node);
+      // Version-checked like a reservation, so no allocation computed from the old node list lands.
+      const res = await this.m.Cluster.updateOne(
+        { _id: id, allocVersion: raw.allocVersion },
+        { $set: { nodes, "ssh.hostKeyPins": pins }, $inc: { allocVersion: 1 } },
+      );
+      if (res.matchedCount === 0) throw conflict("the cluster changed meanwhile; try again");
+      return hydrateCluster({ ...raw, nodes, ssh: { ...raw.ssh, hostKeyPins: pins }, allocVersion: raw.allocVersion + 1 })!;
+    });
+  }
+
+  /** Replace a node's pinned host key (after a re-image); returns the cluster and the key it replaced. */
+  async repinHostKey(id: Types.ObjectId, node: string, fingerprint: string): Promise<{ cluster: ClusterDoc; previous?: string }> {
+    return this.locked(id, async () => {
+      const raw = await this.m.Cluster.findById(id).lean<StoredCluster>();
+      if (!raw) throw notFound(`cluster '${id.toString()}'`);
+      if (!raw.nodes.some((n) => n.name === node)) throw notFound(`node '${node}'`);
+      const previous = raw.ssh.hostKeyPins?.find((p) => p.node === node)?.fingerprint;
+      const pins = [...(raw.ssh.hostKeyPins ?? []).filter((p) => p.node !== node), { node, fingerprint }];
+      await this.m.Cluster.updateOne({ _id: id }, { $set: { "ssh.hostKeyPins": pins } });
+      const cluster = hydrateCluster({ ...raw, ssh: { ...raw.ssh, hostKeyPins: pins } })!;
+      return { cluster, ...(previous ? { previous } : {}) };
     });
   }
 

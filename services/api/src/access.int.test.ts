@@ -365,6 +365,22 @@ describe("platform operators and team admins", () => {
     listClusters: { req: () => ({ path: "/v1/clusters" }), expect: [200, 200, 200, 200] },
     getCluster: { req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}` }), expect: [200, 200, 200, 200] },
     checkCluster: { req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}/check` }), expect: [403, 403, 200, 200] },
+    addClusterNode: {
+      req: (o) => {
+        const n3 = infra.nodes[2]!;
+        const node = { name: "n3", host: n3.host, port: n3.port, user: n3.user, gpus: 2, workRoot: n3.workRoot };
+        return { path: `/v1/clusters/${o.objects.clusterId}/nodes`, body: { ...node, hostKey: n3.hostKeyFingerprint } };
+      },
+      expect: [403, 403, 201, 201],
+    },
+    removeClusterNode: { req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}/nodes/n3` }), expect: [403, 403, 200, 200] },
+    repinHostKey: {
+      req: (o) => ({
+        path: `/v1/clusters/${o.objects.clusterId}/nodes/n1/host-key`,
+        body: { fingerprint: infra.nodes[0]!.hostKeyFingerprint },
+      }),
+      expect: [403, 403, 200, 200],
+    },
     acknowledgeNodeGpus: {
       // Allowed callers reach the use case, which finds no mismatch on a node never checked.
       req: (o) => ({ path: `/v1/clusters/${o.objects.clusterId}/nodes/n1/acknowledge-gpus` }),

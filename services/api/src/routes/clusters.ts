@@ -1,4 +1,4 @@
-import { clusterSharingSchema, clusterSpecSchema } from "@trainyard/common";
+import { addNodeSchema, clusterSharingSchema, clusterSpecSchema, hostKeySchema } from "@trainyard/common";
 import { z } from "zod";
 import type { ApiDeps } from "../context";
 import type { Principal } from "../http/auth";
@@ -6,12 +6,15 @@ import type { ApiRoute } from "../http/route-table";
 import { clusterViewSchema, itemsOf, objectWith } from "../http/schemas";
 import {
   acknowledgeGpus,
+  addClusterNode,
   checkCluster,
   cordonBodySchema,
   cordonNode,
   getCluster,
   listClusters,
   registerCluster,
+  removeClusterNode,
+  repinHostKey,
   shareCluster,
   uncordonNode,
 } from "../usecases/clusters";
@@ -67,6 +70,44 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       ok: { status: 200, description: "per-node report", schema: objectWith({ nodes: z.array(z.unknown()) }) },
       audit: "cluster.check",
       handle: ({ team, params }) => checkCluster(deps, team, params.id!),
+    },
+    {
+      method: "post",
+      path: "/v1/clusters/{id}/nodes",
+      operationId: "addClusterNode",
+      summary: "Add a node to the cluster (with its pinned host key)",
+      tag: "clusters",
+      role: "admin",
+      scope: "team",
+      body: addNodeSchema,
+      ok: { status: 201, description: "the cluster", schema: clusterViewSchema },
+      audit: "cluster.node-add",
+      handle: ({ req, team, params }) => addClusterNode(deps, team, params.id!, req.body),
+    },
+    {
+      method: "delete",
+      path: "/v1/clusters/{id}/nodes/{node}",
+      operationId: "removeClusterNode",
+      summary: "Remove a node no job holds (drain it first)",
+      tag: "clusters",
+      role: "admin",
+      scope: "team",
+      ok: { status: 200, description: "the cluster", schema: clusterViewSchema },
+      audit: "cluster.node-remove",
+      handle: ({ team, params }) => removeClusterNode(deps, team, params.id!, params.node!),
+    },
+    {
+      method: "put",
+      path: "/v1/clusters/{id}/nodes/{node}/host-key",
+      operationId: "repinHostKey",
+      summary: "Pin the host key a re-imaged node presents now",
+      tag: "clusters",
+      role: "admin",
+      scope: "team",
+      body: hostKeySchema,
+      ok: { status: 200, description: "the cluster and the replaced fingerprint", schema: clusterViewSchema },
+      audit: "cluster.repin",
+      handle: ({ req, team, params }) => repinHostKey(deps, team, params.id!, params.node!, req.body),
     },
     {
       method: "post",

@@ -1,8 +1,10 @@
 import {
+  addNodeSchema,
   badRequest,
   type ClusterView,
   clusterSharingSchema,
   clusterSpecSchema,
+  hostKeySchema,
   type NodeGpuCheck,
   placementBlock,
   type QueuePayload,
@@ -257,4 +259,38 @@ export async function uncordonNode(deps: ApiDeps, team: string, idOrName: string
   const updated = await deps.repos.clusters.setCordon(cluster._id, node, undefined);
   await offerQueuedJobs(deps.repos, deps.bus, cluster._id);
   return clusterView(updated, team);
+}
+
+/** Add a node to an owned cluster (pinned with `hostKey`, or on the next check when trusting on first use). */
+export async function addClusterNode(deps: ApiDeps, team: string, idOrName: string, body: unknown): Promise<ClusterView> {
+  // Another team's cluster is a 404 whatever the body says.
+  const cluster = await deps.repos.clusters.getOwned(team, idOrName);
+  const { hostKey, ...node } = addNodeSchema.parse(body);
+  const updated = await deps.repos.clusters.addNode(cluster._id, node, hostKey);
+  deps.logger.info({ cluster: cluster.name, node: node.name }, "node added");
+  await offerQueuedJobs(deps.repos, deps.bus, cluster._id);
+  return clusterView(updated, team);
+}
+
+/** Remove a node no job holds (409 otherwise: drain it first). */
+export async function removeClusterNode(deps: ApiDeps, team: string, idOrName: string, node: string): Promise<ClusterView> {
+  const cluster = await deps.repos.clusters.getOwned(team, idOrName);
+  const updated = await deps.repos.clusters.removeNode(cluster._id, node);
+  deps.logger.info({ cluster: cluster.name, node }, "node removed");
+  return clusterView(updated, team);
+}
+
+/** Pin the key a re-imaged node presents now (a check never re-pins a changed key by itself). */
+export async function repinHostKey(
+  deps: ApiDeps,
+  team: string,
+  idOrName: string,
+  node: string,
+  body: unknown,
+): Promise<ClusterView & { previousFingerprint?: string }> {
+  const cluster = await deps.repos.clusters.getOwned(team, idOrName);
+  const { fingerprint } = hostKeySchema.parse(body);
+  const { cluster: updated, previous } = await deps.repos.clusters.repinHostKey(cluster._id, node, fingerprint);
+  deps.logger.warn({ cluster: cluster.name, node, previous, fingerprint }, "host key re-pinned");
+  return { ...clusterView(updated, team), ...(previous ? { previousFingerprint: previous } : {}) };
 }
