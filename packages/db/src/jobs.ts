@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { type Attempt, conflict, type JobSpec, type JobStatus, type JobView, notFound, TRANSITIONS } from "@trainyard/common";
 import { Types, type UpdateQuery } from "mongoose";
-import { isDuplicateKeyError } from "./connection";
+import { isDuplicateKeyError, retryWriteConflicts } from "./connection";
 import { jobCostView } from "./job-costs";
 import type { DocumentLocks } from "./locks";
 import type { AttemptDoc, AttemptNodeDoc, JobDoc, Models, StopRequestDoc } from "./models";
@@ -53,7 +53,9 @@ export class JobRepo {
   ) {}
 
   private locked<T>(id: Types.ObjectId | string, fn: () => Promise<T>): Promise<T> {
-    return this.locks.withLock(`job:${id.toString()}`, fn);
+    // Every locked write is one conditional single-document update: retrying it after a write
+    // conflict (the backend aborted it) cannot apply it twice.
+    return this.locks.withLock(`job:${id.toString()}`, () => retryWriteConflicts(fn));
   }
 
   /** Insert a PENDING job, or return the one already created with the same Idempotency-Key. */
@@ -61,21 +63,24 @@ export class JobRepo {
     const hash = specHash(job.spec);
     const key = job.idempotencyKey ?? `auto-${new Types.ObjectId().toString()}`;
     try {
-      const doc = await this.m.Job.create({
-        team: job.team,
-        name: job.spec.name,
-        project: job.spec.project,
-        framework: job.spec.framework,
-        clusterId: job.clusterId,
-        clusterName: job.clusterName,
-        spec: { ...job.spec, files: {} },
-        files: Object.entries(job.spec.files ?? {}).map(([path, content]) => ({ path, content })),
-        fileNames: Object.keys(job.spec.files ?? {}),
-        specHash: hash,
-        idempotencyKey: key,
-        status: "PENDING",
-        attempts: [],
-      });
+      // Retried after a write conflict: the unique (team, idempotencyKey) index keeps it single.
+      const doc = await retryWriteConflicts(() =>
+        this.m.Job.create({
+          team: job.team,
+          name: job.spec.name,
+          project: job.spec.project,
+          framework: job.spec.framework,
+          clusterId: job.clusterId,
+          clusterName: job.clusterName,
+          spec: { ...job.spec, files: {} },
+          files: Object.entries(job.spec.files ?? {}).map(([path, content]) => ({ path, content })),
+          fileNames: Object.keys(job.spec.files ?? {}),
+          specHash: hash,
+          idempotencyKey: key,
+          status: "PENDING",
+          attempts: [],
+        }),
+      );
       return { job: hydrateJob(doc.toObject())!, created: true };
     } catch (err) {
       if (!isDuplicateKeyError(err)) throw err;
