@@ -14,11 +14,18 @@ export interface NewJob {
   idempotencyKey?: string;
 }
 
+/** Position after which a keyset page starts: the last job of the previous page (newest first). */
+export interface JobsPageKey {
+  createdAt: Date;
+  id: Types.ObjectId;
+}
+
 export interface ListJobsQuery {
   status?: JobStatus;
   project?: string;
   limit: number;
-  offset: number;
+  /** Keyset pagination: only jobs older than this key (createdAt, then _id, both descending). */
+  after?: JobsPageKey;
 }
 
 /** Stable hash of a spec, so a reused Idempotency-Key with a different body is detected. */
@@ -102,15 +109,26 @@ export class JobRepo {
     return doc;
   }
 
-  async list(team: string, q: ListJobsQuery): Promise<{ items: JobDoc[]; total: number }> {
+  /**
+   * One page of a team's jobs, newest first, by keyset (never skip, never a count): the page after
+   * `q.after` in (createdAt desc, _id desc) order. `next` is the key of the page's last job when
+   * more follow. Indexes: {team, createdAt, _id}, {team, status, createdAt, _id},
+   * {team, project, createdAt, _id} (see models.ts).
+   */
+  async list(team: string, q: ListJobsQuery): Promise<{ items: JobDoc[]; next?: JobsPageKey }> {
     const filter: Record<string, unknown> = { team };
     if (q.status) filter.status = q.status;
     if (q.project) filter.project = q.project;
-    const [items, total] = await Promise.all([
-      this.m.Job.find(filter, { files: 0 }).sort({ createdAt: -1, _id: -1 }).skip(q.offset).limit(q.limit).lean<JobDoc[]>(),
-      this.m.Job.countDocuments(filter),
-    ]);
-    return { items, total };
+    if (q.after) {
+      filter.$or = [{ createdAt: { $lt: q.after.createdAt } }, { createdAt: q.after.createdAt, _id: { $lt: q.after.id } }];
+    }
+    const rows = await this.m.Job.find(filter, { files: 0 })
+      .sort({ createdAt: -1, _id: -1 })
+      .limit(q.limit + 1)
+      .lean<JobDoc[]>();
+    const items = rows.slice(0, q.limit);
+    const last = items[items.length - 1];
+    return rows.length > q.limit && last ? { items, next: { createdAt: last.createdAt, id: last._id } } : { items };
   }
 
   /**
