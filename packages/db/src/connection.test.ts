@@ -18,6 +18,9 @@ describe("database error classes", () => {
     expect(isDatabaseUnavailableError(new Error("Operation `jobs.findOne()` buffering timed out after 10000ms"))).toBe(true);
     const dup = Object.assign(new Error("E11000"), { code: 11000 });
     expect(isDuplicateKeyError(dup)).toBe(true);
+    expect(
+      isDuplicateKeyError(new Error('ERROR: duplicate key value violates unique constraint "budgets_x_idx" (SQLSTATE 23505)')),
+    ).toBe(true);
     expect(isDatabaseUnavailableError(dup)).toBe(false);
     expect(isDatabaseUnavailableError(new TypeError("x is undefined"))).toBe(false);
   });

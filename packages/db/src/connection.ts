@@ -27,15 +27,23 @@ export async function pingMongo(conn: Connection): Promise<void> {
 }
 
 /**
- * A write refused by a unique index. MongoDB says so with code 11000; FerretDB (SQLite) does for
- * inserts, but an update (findAndModify) that collides surfaces as SQLite's "UNIQUE constraint
- * failed" without the code.
+ * A write refused by a unique index. MongoDB says so with code 11000; FerretDB does for inserts,
+ * but an update (findAndModify) that collides surfaces as the backend's own message without the
+ * code: SQLite's "UNIQUE constraint failed", PostgreSQL's "duplicate key value violates unique
+ * constraint" (SQLSTATE 23505).
  */
 export function isDuplicateKeyError(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;
   if (!e) return false;
   if (e.code === 11000) return true;
-  return typeof e.message === "string" && (e.message.includes("E11000") || e.message.includes("UNIQUE constraint failed"));
+  // FerretDB on PostgreSQL: the update's error carries PostgreSQL's unique_violation (23505).
+  return (
+    typeof e.message === "string" &&
+    (e.message.includes("E11000") ||
+      e.message.includes("UNIQUE constraint failed") ||
+      e.message.includes("duplicate key value violates unique constraint") ||
+      e.message.includes("SQLSTATE 23505"))
+  );
 }
 
 /**
