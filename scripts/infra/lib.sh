@@ -6,6 +6,9 @@ TY_NODES="${TRAINYARD_NODES:-3}"
 
 TY_REDIS_PORT=6399
 TY_MONGO_PORT=27027
+TY_PG_PORT=5439 # PostgreSQL under FerretDB (127.0.0.1 only; not Debian's default 5432)
+TY_PG_USER=trainyard-pg # OS user owning the PostgreSQL data dir (initdb refuses root)
+TY_PG_BIN=${TRAINYARD_PG_BIN:-/usr/lib/postgresql/15/bin}
 TY_SSH_PORT=2222
 TY_FERRETDB_VERSION=v1.24.2
 TY_FERRETDB_MODULE=github.com/FerretDB/FerretDB

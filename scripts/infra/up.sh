@@ -35,8 +35,10 @@ ensure_apt() { # ensure_apt PKG... -> installs those not installed yet
 
 ensure_packages() {
   # openmpi-bin + python3-mpi4py: the MPI path (mpirun, mpi4py) of Horovod jobs.
+  # postgresql: FerretDB's backend (see ensure_postgres); only its binaries are used, Debian's
+  # own cluster (5432, systemd) is left alone.
   ensure_apt redis-server openssh-server openssh-client python3-torch python3-venv procps iproute2 \
-    openmpi-bin python3-mpi4py
+    openmpi-bin python3-mpi4py postgresql
 }
 
 # ------------------------------------------------------------------------------ redis
@@ -62,6 +64,79 @@ ensure_redis() {
     sleep 0.1
   done
   ty_die "redis did not answer PING on 127.0.0.1:$TY_REDIS_PORT (see $REDIS_DIR/redis.log)"
+}
+
+# ------------------------------------------------------------------------- postgresql
+# FerretDB's backend. PostgreSQL serves concurrent writers (row locks, MVCC); FerretDB on SQLite
+# answered `database is locked (SQLITE_BUSY)` under concurrent submits (numbers in
+# docs/architecture.md). Own data dir, own port (127.0.0.1:$TY_PG_PORT), own OS user, no systemd.
+PG_DIR="$TY_STATE/postgres"
+PG_DATA="$PG_DIR/data"
+PG_RUN="$PG_DIR/run" # unix socket + lock file
+PG_LOG="$PG_DIR/postgres.log"
+PG_PASS_FILE="$PG_DIR/ferretdb.password" # role 'ferretdb' password, 0600 root
+PG_URL="" # set by ensure_postgres
+
+pg_as() { runuser -u "$TY_PG_USER" -- "$@"; }
+
+pg_ready() { "$TY_PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$TY_PG_PORT" 2>/dev/null; }
+
+ensure_postgres() {
+  if [[ -n ${MONGO_URL:-} ]]; then
+    return 0
+  fi
+  [[ -x $TY_PG_BIN/postgres ]] || ty_die "postgresql: no $TY_PG_BIN/postgres (Debian package postgresql 15; or set TRAINYARD_PG_BIN)"
+  if ! id -u "$TY_PG_USER" >/dev/null 2>&1; then
+    useradd --system --home-dir "$PG_DIR" --no-create-home --shell /usr/sbin/nologin "$TY_PG_USER"
+    ty_log "postgresql: created system user $TY_PG_USER"
+  fi
+  mkdir -p "$PG_DIR" "$PG_RUN"
+  chown "$TY_PG_USER:$TY_PG_USER" "$PG_DIR" "$PG_RUN"
+  touch "$PG_LOG"
+  chown "$TY_PG_USER:$TY_PG_USER" "$PG_LOG"
+  chmod 0700 "$PG_DIR"
+  if [[ ! -s $PG_PASS_FILE ]]; then
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$PG_PASS_FILE")
+  fi
+  local pass
+  pass=$(cat "$PG_PASS_FILE")
+  if [[ ! -f $PG_DATA/PG_VERSION ]]; then
+    ty_log "postgresql: initdb $PG_DATA"
+    rm -rf "$PG_DATA"
+    local pwfile="$PG_RUN/initdb.pw"
+    printf '%s\n' "$pass" >"$pwfile"
+    chown "$TY_PG_USER" "$pwfile"
+    chmod 0600 "$pwfile"
+    # The superuser is the role 'ferretdb' (FerretDB creates schemas/tables per database).
+    pg_as "$TY_PG_BIN/initdb" -D "$PG_DATA" -U ferretdb --pwfile="$pwfile" -A scram-sha-256 \
+      -E UTF8 --locale=C.UTF-8 >>"$PG_LOG" 2>&1 || {
+      rm -f "$pwfile"
+      tail -n 20 "$PG_LOG" >&2
+      ty_die "postgresql: initdb failed (see $PG_LOG)"
+    }
+    rm -f "$pwfile"
+  fi
+  PG_URL="postgres://ferretdb:$pass@127.0.0.1:$TY_PG_PORT/ferretdb"
+  if ! pg_ready; then
+    start_postgres
+  fi
+  if ! PGPASSWORD=$pass psql -h 127.0.0.1 -p "$TY_PG_PORT" -U ferretdb -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname='ferretdb'" | grep -qx 1; then
+    PGPASSWORD=$pass psql -q -h 127.0.0.1 -p "$TY_PG_PORT" -U ferretdb -d postgres -c 'CREATE DATABASE ferretdb' ||
+      ty_die "postgresql: CREATE DATABASE ferretdb failed"
+  fi
+}
+
+start_postgres() {
+  # -c options instead of editing postgresql.conf: the settings live here, with the script.
+  pg_as "$TY_PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start -o \
+    "-c listen_addresses=127.0.0.1 -c port=$TY_PG_PORT -c unix_socket_directories=$PG_RUN -c max_connections=200 -c shared_buffers=128MB" \
+    >/dev/null || {
+    tail -n 20 "$PG_LOG" >&2
+    ty_die "postgresql: pg_ctl start failed (see $PG_LOG)"
+  }
+  pg_ready || ty_die "postgresql: not ready on 127.0.0.1:$TY_PG_PORT (see $PG_LOG)"
+  ty_log "postgresql: started on 127.0.0.1:$TY_PG_PORT (data $PG_DATA)"
 }
 
 # --------------------------------------------------------------------------- ferretdb
@@ -152,17 +227,26 @@ ensure_ferretdb() {
     ty_log "ferretdb: MONGO_URL given, not starting one"
     return 0
   fi
+  local pid
+  if pid=$(ty_pid_alive "$FERRET_PID" "$FERRET_BIN"); then
+    # Migration: an install from before PostgreSQL runs FerretDB on SQLite. Stop it and start it
+    # on PostgreSQL. Its SQLite files stay in $FERRET_DATA (not copied: local test data).
+    if ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- '--handler=postgresql'; then
+      ty_log "ferretdb: pid $pid runs on SQLite; moving to PostgreSQL (old data left in $FERRET_DATA)"
+      ty_stop_pidfile ferretdb "$FERRET_PID" "$FERRET_BIN"
+    fi
+  fi
   if ty_tcp_open 127.0.0.1 "$TY_MONGO_PORT"; then
     return 0
   fi
-  local pid
   ensure_ferretdb_binary
-  mkdir -p "$FERRET_DATA" "$FERRET_STATE"
+  mkdir -p "$FERRET_STATE"
   if pid=$(ty_pid_alive "$FERRET_PID" "$FERRET_BIN"); then
     ty_log "ferretdb: pid $pid alive but port closed; restarting it"
     ty_stop_pidfile ferretdb "$FERRET_PID" "$FERRET_BIN"
   fi
-  setsid nohup "$FERRET_BIN" --handler=sqlite --sqlite-url="file:$FERRET_DATA/" \
+  # The PostgreSQL URL (with its password) goes through the environment, not argv (ps shows argv).
+  FERRETDB_POSTGRESQL_URL="$PG_URL" setsid nohup "$FERRET_BIN" --handler=postgresql \
     --listen-addr="127.0.0.1:$TY_MONGO_PORT" --telemetry=disable \
     --state-dir="$FERRET_STATE" --debug-addr=- </dev/null >>"$FERRET_LOG" 2>&1 &
   echo $! >"$FERRET_PID"
@@ -493,6 +577,7 @@ write_infra_json() {
 # --------------------------------------------------------------------------------- main
 ensure_packages
 ensure_redis
+ensure_postgres
 ensure_ferretdb
 ensure_node_python
 ensure_node_frameworks

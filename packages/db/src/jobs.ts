@@ -10,7 +10,7 @@ import {
   TRANSITIONS,
 } from "@trainyard/common";
 import { Types, type UpdateQuery } from "mongoose";
-import { isDuplicateKeyError } from "./connection";
+import { isDuplicateKeyError, retryWriteConflicts } from "./connection";
 import { jobCostView } from "./job-costs";
 import type { DocumentLocks } from "./locks";
 import type { AttemptDoc, AttemptNodeDoc, JobDoc, Models, StopRequestDoc } from "./models";
@@ -23,11 +23,18 @@ export interface NewJob {
   idempotencyKey?: string;
 }
 
+/** Position after which a keyset page starts: the last job of the previous page (newest first). */
+export interface JobsPageKey {
+  createdAt: Date;
+  id: Types.ObjectId;
+}
+
 export interface ListJobsQuery {
   status?: JobStatus;
   project?: string;
   limit: number;
-  offset: number;
+  /** Keyset pagination: only jobs older than this key (createdAt, then _id, both descending). */
+  after?: JobsPageKey;
 }
 
 /** Stable hash of a spec, so a reused Idempotency-Key with a different body is detected. */
@@ -62,7 +69,9 @@ export class JobRepo {
   ) {}
 
   private locked<T>(id: Types.ObjectId | string, fn: () => Promise<T>): Promise<T> {
-    return this.locks.withLock(`job:${id.toString()}`, fn);
+    // Every locked write is one conditional single-document update: retrying it after a write
+    // conflict (the backend aborted it) cannot apply it twice.
+    return this.locks.withLock(`job:${id.toString()}`, () => retryWriteConflicts(fn));
   }
 
   /** Insert a PENDING job, or return the one already created with the same Idempotency-Key. */
@@ -70,21 +79,24 @@ export class JobRepo {
     const hash = specHash(job.spec);
     const key = job.idempotencyKey ?? `auto-${new Types.ObjectId().toString()}`;
     try {
-      const doc = await this.m.Job.create({
-        team: job.team,
-        name: job.spec.name,
-        project: job.spec.project,
-        framework: job.spec.framework,
-        clusterId: job.clusterId,
-        clusterName: job.clusterName,
-        spec: { ...job.spec, files: {} },
-        files: Object.entries(job.spec.files ?? {}).map(([path, content]) => ({ path, content })),
-        fileNames: Object.keys(job.spec.files ?? {}),
-        specHash: hash,
-        idempotencyKey: key,
-        status: "PENDING",
-        attempts: [],
-      });
+      // Retried after a write conflict: the unique (team, idempotencyKey) index keeps it single.
+      const doc = await retryWriteConflicts(() =>
+        this.m.Job.create({
+          team: job.team,
+          name: job.spec.name,
+          project: job.spec.project,
+          framework: job.spec.framework,
+          clusterId: job.clusterId,
+          clusterName: job.clusterName,
+          spec: { ...job.spec, files: {} },
+          files: Object.entries(job.spec.files ?? {}).map(([path, content]) => ({ path, content })),
+          fileNames: Object.keys(job.spec.files ?? {}),
+          specHash: hash,
+          idempotencyKey: key,
+          status: "PENDING",
+          attempts: [],
+        }),
+      );
       return { job: hydrateJob(doc.toObject())!, created: true };
     } catch (err) {
       if (!isDuplicateKeyError(err)) throw err;
@@ -106,15 +118,26 @@ export class JobRepo {
     return doc;
   }
 
-  async list(team: string, q: ListJobsQuery): Promise<{ items: JobDoc[]; total: number }> {
+  /**
+   * One page of a team's jobs, newest first, by keyset (never skip, never a count): the page after
+   * `q.after` in (createdAt desc, _id desc) order. `next` is the key of the page's last job when
+   * more follow. Indexes: {team, createdAt, _id}, {team, status, createdAt, _id},
+   * {team, project, createdAt, _id} (see models.ts).
+   */
+  async list(team: string, q: ListJobsQuery): Promise<{ items: JobDoc[]; next?: JobsPageKey }> {
     const filter: Record<string, unknown> = { team };
     if (q.status) filter.status = q.status;
     if (q.project) filter.project = q.project;
-    const [items, total] = await Promise.all([
-      this.m.Job.find(filter, { files: 0 }).sort({ createdAt: -1, _id: -1 }).skip(q.offset).limit(q.limit).lean<JobDoc[]>(),
-      this.m.Job.countDocuments(filter),
-    ]);
-    return { items, total };
+    if (q.after) {
+      filter.$or = [{ createdAt: { $lt: q.after.createdAt } }, { createdAt: q.after.createdAt, _id: { $lt: q.after.id } }];
+    }
+    const rows = await this.m.Job.find(filter, { files: 0 })
+      .sort({ createdAt: -1, _id: -1 })
+      .limit(q.limit + 1)
+      .lean<JobDoc[]>();
+    const items = rows.slice(0, q.limit);
+    const last = items[items.length - 1];
+    return rows.length > q.limit && last ? { items, next: { createdAt: last.createdAt, id: last._id } } : { items };
   }
 
   /**

@@ -306,9 +306,43 @@ const jobSchema = new Schema<JobDoc>(
   },
   { timestamps: true, minimize: false },
 );
+// Indexes of `jobs`, each with the queries it serves. packages/db/src/indexes.int.test.ts runs
+// `explain` on each of these queries against the real backend; docs/architecture.md ("Indexes")
+// says what each backend does with them (FerretDB v1 on PostgreSQL cannot use them: see there).
+
+// Submit with an Idempotency-Key: JobRepo.create's duplicate-key lookup {team, idempotencyKey};
+// unique, so two concurrent submits with one key create one job.
 jobSchema.index({ team: 1, idempotencyKey: 1 }, { unique: true });
-jobSchema.index({ team: 1, status: 1, createdAt: -1 });
-jobSchema.index({ clusterId: 1, status: 1, createdAt: 1 });
+
+// GET /v1/jobs (no filter): JobRepo.list {team} sorted {createdAt: -1, _id: -1}, keyset pages
+// (createdAt, _id) < cursor.
+jobSchema.index({ team: 1, createdAt: -1, _id: -1 });
+
+// GET /v1/jobs?status=: JobRepo.list {team, status} (same sort and keyset);
+// quota counts: JobRepo.listByTeam {team, status: {$in: [LAUNCHING, RUNNING]}} (core/quotas.ts);
+// queued jobs of a team on a quota change: listByTeam(team, [QUEUED]);
+// stop budgets: JobCostRepo.listWaitingInScope {team, status: QUEUED}.
+jobSchema.index({ team: 1, status: 1, createdAt: -1, _id: -1 });
+
+// GET /v1/jobs?project=: JobRepo.list {team, project} (same sort and keyset);
+// project budgets: JobCostRepo.listInScope {team, project, startedAt: {$exists}}.
+jobSchema.index({ team: 1, project: 1, createdAt: -1, _id: -1 });
+
+// Queued-by-cluster (the scheduler's order): JobRepo.listByCluster {clusterId, status: {$in}}
+// sorted {createdAt: 1, _id: 1}.
+jobSchema.index({ clusterId: 1, status: 1, createdAt: 1, _id: 1 });
+
+// Sweeps by status: JobRepo.listByStatus (launcher start-up reconcile of PENDING/QUEUED/RETRYING,
+// monitor's RUNNING sweep) sorted {createdAt: 1}; cost sweep JobCostRepo.listActive
+// {status: {$in: [LAUNCHING, RUNNING]}}.
+jobSchema.index({ status: 1, createdAt: 1 });
+
+// Cost roll-ups: JobCostRepo.listRunSince {startedAt: {$exists, $lt}, $or: endedAt...}.
+jobSchema.index({ startedAt: 1, endedAt: 1 });
+
+// Inter-node SSH keys still to revoke: JobRepo.withPendingSshKeys {sshKeysPending: true}
+// sorted {updatedAt: 1}.
+jobSchema.index({ sshKeysPending: 1, updatedAt: 1 });
 
 export function registerModels(conn: Connection) {
   return {

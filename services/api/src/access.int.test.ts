@@ -720,7 +720,7 @@ describe("hostile input", () => {
       ["POST", "/v1/budgets", { name: "b", scope: { type: "team" }, limitUsd: 1e300 }],
       ["GET", "/v1/jobs?limit=-1", undefined],
       ["GET", "/v1/jobs?limit=1e9", undefined],
-      ["GET", "/v1/jobs?offset=NaN", undefined],
+      ["GET", "/v1/jobs?cursor=NaN", undefined],
       ["GET", "/v1/audit?limit=0", undefined],
     ];
     for (const [method, path, body] of json) {

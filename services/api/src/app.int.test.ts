@@ -507,33 +507,54 @@ describe("job submission", () => {
     }
   });
 
-  it("lists jobs with filters and pagination", async () => {
+  it("lists jobs with filters and keyset (cursor) pagination", async () => {
     for (const project of ["p-a", "p-b", "p-b"]) {
       expect((await call("POST", "/v1/jobs", { body: jobSpec({ name: `l-${project}`, project }) })).status).toBe(202);
     }
     const all = await call("GET", "/v1/jobs");
     expect(all.status).toBe(200);
-    expect(all.json).toMatchObject({ limit: 50, offset: 0 });
-    expect(all.json.total).toBe(all.json.items.length);
-    expect(all.json.total).toBeGreaterThanOrEqual(5);
+    expect(all.json).toMatchObject({ limit: 50 });
+    expect(all.json.total).toBeUndefined();
+    expect(all.json.nextCursor).toBeUndefined();
+    expect(all.json.items.length).toBeGreaterThanOrEqual(5);
 
     const pb = await call("GET", "/v1/jobs?project=p-b");
-    expect(pb.json.total).toBe(2);
+    expect(pb.json.items).toHaveLength(2);
     expect(pb.json.items.every((j: { project: string }) => j.project === "p-b")).toBe(true);
 
-    const page = await call("GET", "/v1/jobs?project=p-b&limit=1&offset=1");
-    expect(page.json).toMatchObject({ total: 2, limit: 1, offset: 1 });
-    expect(page.json.items).toHaveLength(1);
-    expect(page.json.items[0].id).not.toBe((await call("GET", "/v1/jobs?project=p-b&limit=1")).json.items[0].id);
+    // Page by page, limit 1: every job once, newest first, then no nextCursor.
+    const first = await call("GET", "/v1/jobs?project=p-b&limit=1");
+    expect(first.json).toMatchObject({ limit: 1, nextCursor: expect.any(String) });
+    expect(first.json.items).toHaveLength(1);
+    const second = await call("GET", `/v1/jobs?project=p-b&limit=1&cursor=${first.json.nextCursor}`);
+    expect(second.status).toBe(200);
+    expect(second.json.items).toHaveLength(1);
+    expect(second.json.nextCursor).toBeUndefined();
+    expect([first.json.items[0].id, second.json.items[0].id]).toEqual(pb.json.items.map((j: { id: string }) => j.id));
+    // A page keeps its place when newer jobs arrive meanwhile (skip would shift it).
+    expect((await call("POST", "/v1/jobs", { body: jobSpec({ name: "l-p-b-late", project: "p-b" }) })).status).toBe(202);
+    const again = await call("GET", `/v1/jobs?project=p-b&limit=1&cursor=${first.json.nextCursor}`);
+    expect(again.json.items[0].id).toBe(second.json.items[0].id);
 
     const q = await call("GET", "/v1/jobs?status=QUEUED");
     expect(q.json.items.every((j: { status: string }) => j.status === "QUEUED")).toBe(true);
-    expect((await call("GET", "/v1/jobs?status=SUCCEEDED")).json.total).toBe(0);
+    expect((await call("GET", "/v1/jobs?status=SUCCEEDED")).json.items).toHaveLength(0);
 
-    for (const bad of ["limit=0", "limit=201", "limit=abc", "offset=-1", "status=BOGUS", "project=a%20b", "limit=1.5"]) {
+    for (const bad of [
+      "limit=0",
+      "limit=201",
+      "limit=abc",
+      "cursor=abc",
+      "cursor=%2F%2F",
+      "status=BOGUS",
+      "project=a%20b",
+      "limit=1.5",
+    ]) {
       const res = await call("GET", `/v1/jobs?${bad}`);
       expect(res.status, bad).toBe(400);
     }
+    const badCursor = await call("GET", "/v1/jobs?cursor=bm90LWEtY3Vyc29y");
+    expect(badCursor.json.error.message).toContain("cursor: not a cursor returned by GET /v1/jobs");
   });
 
   it("404 for unknown or malformed job ids", async () => {

@@ -74,6 +74,25 @@ describe("toHttpError", () => {
     });
   });
 
+  it("maps a transient database error to 503 with Retry-After, never 'internal error'", () => {
+    const transient = [
+      new Error("database is locked (SQLITE_BUSY)"),
+      new Error("ERROR: could not serialize access due to concurrent update (SQLSTATE 40001)"),
+      Object.assign(new Error("WriteConflict"), { code: 112 }),
+      Object.assign(new Error("Server selection timed out after 10000 ms"), { name: "MongoServerSelectionError" }),
+      Object.assign(new Error("connection 3 to 127.0.0.1:27027 closed"), { name: "MongoNetworkError" }),
+    ];
+    for (const err of transient) {
+      const mapped = toHttpError(err);
+      expect(mapped.status, err.message).toBe(503);
+      expect(mapped.headers).toEqual({ "Retry-After": "1" });
+      expect(mapped.internal).toBe(false);
+      expect(mapped.body.error.message).not.toContain("SQLITE");
+    }
+    // A plain bug stays a 500.
+    expect(toHttpError(new Error("cannot read properties of undefined")).status).toBe(500);
+  });
+
   it("hides everything else behind 500 'internal error'", () => {
     const err = new Error("connection string mongodb://user:secret@host");
     const mapped = toHttpError(err);
@@ -97,6 +116,9 @@ describe("error middleware over HTTP", () => {
     });
     app.get("/boom", async () => {
       throw new Error("secret internals");
+    });
+    app.get("/busy", async () => {
+      throw new Error("(NotImplemented) database is locked (SQLITE_BUSY)");
     });
     app.get("/user", () => {
       throw new UserError(422, "nope");
@@ -152,6 +174,13 @@ describe("error middleware over HTTP", () => {
     const res = await fetch(`${url}/nowhere`);
     expect(res.status).toBe(404);
     expect(await json(res)).toEqual({ error: { message: "no route for GET /nowhere" } });
+  });
+
+  it("503 with Retry-After for a busy database", async () => {
+    const res = await fetch(`${url}/busy`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("1");
+    expect(await res.json()).toEqual({ error: { message: "the database is busy or unavailable; retry the request" } });
   });
 
   it("500 without internals for unexpected errors; UserError keeps its status", async () => {

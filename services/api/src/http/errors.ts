@@ -1,7 +1,11 @@
 import type { Logger } from "@trainyard/common";
 import { UserError } from "@trainyard/common";
+import { isDatabaseUnavailableError } from "@trainyard/db";
 import type { ErrorRequestHandler, RequestHandler } from "express";
 import { ZodError, type z } from "zod";
+
+/** Seconds a client is told to wait (Retry-After) when the database is momentarily unavailable. */
+export const DB_RETRY_AFTER_SECONDS = 1;
 
 /** A dependency outside the API (a node over SSH) failed; the caller gets a 502 with the reason. */
 export class UpstreamError extends Error {
@@ -61,7 +65,12 @@ function isBodyParserError(err: unknown): err is BodyParserError {
 }
 
 /** Maps any error to a status and a body that is safe to show: never a stack, never internals. */
-export function toHttpError(err: unknown): { status: number; body: ErrorBody; internal: boolean } {
+export function toHttpError(err: unknown): {
+  status: number;
+  body: ErrorBody;
+  internal: boolean;
+  headers?: Record<string, string>;
+} {
   if (err instanceof UserError) {
     return {
       status: err.status,
@@ -90,20 +99,31 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody; in
         return { status: err.status, body: { error: { message: err.expose ? err.message : "bad request" } }, internal: false };
     }
   }
+  if (isDatabaseUnavailableError(err)) {
+    // A write conflict that outlived the repository's retries, or no reachable database: transient.
+    return {
+      status: 503,
+      body: { error: { message: "the database is busy or unavailable; retry the request" } },
+      internal: false,
+      headers: { "Retry-After": String(DB_RETRY_AFTER_SECONDS) },
+    };
+  }
   return { status: 500, body: { error: { message: "internal error" } }, internal: true };
 }
 
 /** The one error middleware of the API. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    const { status, body, internal } = toHttpError(err);
+    const { status, body, internal, headers } = toHttpError(err);
     if (internal) logger.error({ err, method: req.method, path: req.path }, "request failed");
+    else if (status === 503) logger.warn({ err, method: req.method, path: req.path }, "database unavailable (503)");
     else logger.debug({ status, method: req.method, path: req.path, message: body.error.message }, "request refused");
     if (res.headersSent) {
       // A streaming response already started: all that is left is to end it.
       res.end();
       return;
     }
+    if (headers) res.set(headers);
     res.status(status).json(body);
   };
 }

@@ -30,6 +30,7 @@ const ERRORS: Record<string, string> = {
   "413": "request body over the size limit",
   "415": "request body is not JSON",
   "429": "rate limit exceeded; retry after `Retry-After` seconds",
+  "503": "the database is momentarily busy or unreachable; retry after `Retry-After` seconds",
 };
 /** Extra statuses some operations answer. */
 const EXTRA_ERRORS: Record<string, Record<string, string>> = {

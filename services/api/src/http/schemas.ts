@@ -12,6 +12,13 @@ export const objectWith = <T extends z.ZodRawShape>(shape: T) => z.looseObject(s
 export const itemsOf = (item: z.ZodType) => z.looseObject({ items: z.array(item) });
 export const pageOf = (item: z.ZodType) =>
   z.looseObject({ items: z.array(item), total: z.number().int(), limit: z.number().int(), offset: z.number().int() });
+/** A keyset page: `nextCursor` (absent on the last page) is passed back as `?cursor=`. */
+export const cursorPageOf = (item: z.ZodType) =>
+  z.looseObject({
+    items: z.array(item),
+    limit: z.number().int(),
+    nextCursor: z.string().optional().describe("pass as `cursor` for the next page; absent on the last page"),
+  });
 
 export const idView = objectWith({ id: z.string() });
 export const namedView = objectWith({ name: z.string() });

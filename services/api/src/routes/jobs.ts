@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { ApiDeps } from "../context";
 import { parseIdempotencyKey } from "../http/idempotency";
 import type { ApiRoute } from "../http/route-table";
-import { idView, itemsOf, jobRefSchema, jobViewSchema, objectWith, pageOf } from "../http/schemas";
+import { cursorPageOf, idView, itemsOf, jobRefSchema, jobViewSchema, objectWith } from "../http/schemas";
 import { deleteCheckpoint, latestCheckpoint, listCheckpoints } from "../usecases/checkpoints";
 import { cancelJob, dryRunJob, getJob, listJobs, listJobsQuerySchema, submitJob } from "../usecases/jobs";
 import { logsQuerySchema, readJobLogs, resolveLogTarget } from "../usecases/logs";
@@ -52,12 +52,12 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
       method: "get",
       path: "/v1/jobs",
       operationId: "listJobs",
-      summary: "The team's jobs, newest first",
+      summary: "The team's jobs, newest first (keyset pages: follow `nextCursor`)",
       tag: "jobs",
       role: "viewer",
       scope: "team",
       query: listJobsQuerySchema,
-      ok: { status: 200, description: "a page of jobs", schema: pageOf(jobViewSchema) },
+      ok: { status: 200, description: "a page of jobs", schema: cursorPageOf(jobViewSchema) },
       handle: ({ req, team }) => listJobs(deps, team, req.query),
     },
     {

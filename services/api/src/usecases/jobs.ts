@@ -12,8 +12,9 @@ import {
   UserError,
 } from "@trainyard/common";
 import { offerQueuedJobs } from "@trainyard/core";
-import { type ClusterDoc, type JobDoc, jobView } from "@trainyard/db";
+import { type ClusterDoc, type JobDoc, type JobsPageKey, jobView } from "@trainyard/db";
 import { planJob, portsPerNode, redactEnv, renderPlanText, shellJoin, validateTopology } from "@trainyard/frameworks";
+import { Types } from "mongoose";
 import { z } from "zod";
 import type { ApiDeps } from "../context";
 import { assertBudgetAllowsNewJob } from "./budgets";
@@ -181,22 +182,42 @@ export const listJobsQuerySchema = z.object({
   status: z.enum(JOB_STATUSES, { error: `must be one of ${JOB_STATUSES.join(", ")}` }).optional(),
   project: nameSchema.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  cursor: z
+    .string()
+    .max(200)
+    .refine((c) => decodeJobsCursor(c) !== undefined, { message: "not a cursor returned by GET /v1/jobs (nextCursor)" })
+    .optional()
+    .describe("`nextCursor` of the previous page; absent for the first page"),
 });
+
+/** Opaque keyset cursor: base64url of `<createdAt ISO>_<job id>` (the last job of a page). */
+export function encodeJobsCursor(key: JobsPageKey): string {
+  return Buffer.from(`${new Date(key.createdAt).toISOString()}_${key.id.toString()}`).toString("base64url");
+}
+
+export function decodeJobsCursor(cursor: string): JobsPageKey | undefined {
+  if (!/^[A-Za-z0-9_-]{1,200}$/.test(cursor)) return undefined;
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)_([0-9a-f]{24})$/.exec(Buffer.from(cursor, "base64url").toString());
+  if (!m) return undefined;
+  const createdAt = new Date(m[1] as string);
+  if (Number.isNaN(createdAt.getTime())) return undefined;
+  return { createdAt, id: new Types.ObjectId(m[2] as string) };
+}
 
 export async function listJobs(
   deps: ApiDeps,
   team: string,
   query: unknown,
-): Promise<{ items: JobView[]; total: number; limit: number; offset: number }> {
+): Promise<{ items: JobView[]; limit: number; nextCursor?: string }> {
   const q = listJobsQuerySchema.parse(query);
-  const { items, total } = await deps.repos.jobs.list(team, {
+  const after = q.cursor ? decodeJobsCursor(q.cursor) : undefined;
+  const { items, next } = await deps.repos.jobs.list(team, {
     limit: q.limit,
-    offset: q.offset,
+    ...(after ? { after } : {}),
     ...(q.status ? { status: q.status } : {}),
     ...(q.project ? { project: q.project } : {}),
   });
-  return { items: items.map(publicJobView), total, limit: q.limit, offset: q.offset };
+  return { items: items.map(publicJobView), limit: q.limit, ...(next ? { nextCursor: encodeJobsCursor(next) } : {}) };
 }
 
 export async function getJob(deps: ApiDeps, team: string, id: string): Promise<JobView> {
