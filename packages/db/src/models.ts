@@ -210,7 +210,7 @@ export interface JobDoc {
   waitingReason?: string;
   /** Queue priority (spec.priority, top-level so queue-position counts can filter on it); absent on jobs stored before it = 0. */
   priority?: number;
-  /** When a RETRYING job's next attempt is due (the launcher's sweep re-offers overdue ones). */
+  /** When a RETRYING job's next attempt is due (the launcher's sweep requests a pass for overdue ones). */
   retryAt?: Date;
   /** Some attempt's inter-node SSH key is still authorised somewhere (see JobRepo.setSshKeyNodes). */
   sshKeysPending?: boolean;
