@@ -7,7 +7,7 @@ import {
   placementBlock,
   type QueuePayload,
 } from "@trainyard/common";
-import { type NodeCheck, offerQueuedJobs } from "@trainyard/core";
+import { type NodeCheck, requestSchedulingPass } from "@trainyard/core";
 import { type ClusterDoc, clusterView } from "@trainyard/db";
 import { gpuFaults, inventoryMismatch } from "@trainyard/frameworks";
 import { z } from "zod";
@@ -203,8 +203,8 @@ export async function acknowledgeGpus(
 ): Promise<ClusterView> {
   const cluster = await deps.repos.clusters.getOwned(team, idOrName);
   const updated = await deps.repos.clusters.acknowledgeGpus(cluster._id, node, by);
-  // The node may fit queued jobs now.
-  await offerQueuedJobs(deps.repos, deps.bus, cluster._id);
+  // The node may fit queued jobs now: a scheduling pass of the cluster.
+  await requestSchedulingPass(deps.bus, cluster._id);
   return clusterView(updated, team);
 }
 
