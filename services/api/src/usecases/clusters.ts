@@ -180,8 +180,7 @@ async function recordGpuChecks(deps: ApiDeps, cluster: ClusterDoc, results: Node
     });
   }
   // A node that was held back and is clean now may fit queued jobs.
-  if (updated.nodes.some((n) => before.get(n.name) && !placementBlock(n)))
-    await offerQueuedJobs(deps.repos, deps.bus, cluster._id);
+  if (updated.nodes.some((n) => before.get(n.name) && !placementBlock(n))) await requestSchedulingPass(deps.bus, cluster._id);
 }
 
 async function raiseAlert(deps: ApiDeps, alert: QueuePayload<"alerts">): Promise<void> {
@@ -251,10 +250,10 @@ export async function cordonNode(
   return { ...clusterView(updated, team), movedJobs: moved };
 }
 
-/** Put a node back into placement: clears a cordon, a drain and a recorded fault; queued jobs are offered again. */
+/** Put a node back into placement: clears a cordon, a drain and a recorded fault; a scheduling pass of the cluster is requested. */
 export async function uncordonNode(deps: ApiDeps, team: string, idOrName: string, node: string): Promise<ClusterView> {
   const cluster = await deps.repos.clusters.getOwned(team, idOrName);
   const updated = await deps.repos.clusters.setCordon(cluster._id, node, undefined);
-  await offerQueuedJobs(deps.repos, deps.bus, cluster._id);
+  await requestSchedulingPass(deps.bus, cluster._id);
   return clusterView(updated, team);
 }
