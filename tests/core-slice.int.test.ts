@@ -136,7 +136,8 @@ describe("core slice: PyTorch DDP on 2 local SSH nodes", () => {
     });
     const first = await submitJob(p, spec("first"));
     const second = await submitJob(p, spec("second"));
-    const waiting = await waitForJob(p, second, (j) => Boolean(j.waitingReason) || j.status !== "QUEUED");
+    // A waiting job always explains itself; once a pass has seen it not fit, it names capacity.
+    const waiting = await waitForJob(p, second, (j) => Boolean(j.waitingReason?.includes("capacity")) || j.status !== "QUEUED");
     const a = await waitForJob(p, first);
     const b = await waitForJob(p, second);
     expect([a.status, b.status]).toEqual(["SUCCEEDED", "SUCCEEDED"]);

@@ -138,7 +138,13 @@ describe("GPU detection: cluster check reads nvidia-smi, a mismatch holds the no
       resources: { nodes: 2, gpusPerNode: 1, gpuType: "A100-SXM4-80GB" },
       command: ["sh", "-c", "echo node $NODE_RANK of $NNODES"],
     });
-    const waiting = await waitForJob(p, id, (j) => Boolean(j.waitingReason), 60_000);
+    // A waiting job always explains itself; once a scheduling pass has tried it, it names the held-back node.
+    const waiting = await waitForJob(
+      p,
+      id,
+      (j) => Boolean(j.waitingReason?.includes("held back")) || j.status !== "QUEUED",
+      60_000,
+    );
     expect(waiting.status).toBe("QUEUED");
     expect(waiting.waitingReason).toContain("n2: held back (node n2: GPUs differ from the declaration");
 
@@ -327,7 +333,12 @@ describe("GPU detection: cluster check reads nvidia-smi, a mismatch holds the no
       expect(blocked.status, blocked.text).toBe(200);
       expect(blocked.body.nodes.find((n) => n.name === "n3")!.placementBlocked).toMatch(/node n3 is cordoned by .*: disk swap/);
       const id = await submitJob(p, ddp("ddp-drain", 80));
-      const waiting = await waitForJob(p, id, (j) => Boolean(j.waitingReason), 60_000);
+      const waiting = await waitForJob(
+        p,
+        id,
+        (j) => Boolean(j.waitingReason?.includes("held back")) || j.status !== "QUEUED",
+        60_000,
+      );
       expect(waiting.waitingReason).toContain("n2: held back");
       expect(waiting.waitingReason).toContain("n3: held back");
 

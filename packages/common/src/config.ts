@@ -66,7 +66,7 @@ export const launcherConfigShape = {
   ...baseConfigShape,
   ...nodeAccessConfigShape,
   LAUNCHER_CONCURRENCY: int(4, 1),
-  /** How often QUEUED jobs are re-offered to the scheduler (catches lost launch messages). */
+  /** How often a scheduling pass is requested for every cluster with QUEUED jobs or overdue retries (catches lost messages). */
   SCHEDULER_SWEEP_MS: int(15_000, 100),
   MONITOR_INTERVAL_MS: int(5_000, 100),
 };

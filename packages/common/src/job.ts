@@ -193,6 +193,11 @@ export const jobSpecSchema = z
     framework: frameworkSchema,
     /** Cluster name (or id) the job runs on. */
     cluster: z.string().min(1).max(64),
+    /**
+     * Queue order on the cluster: higher first, then older first. Default 0. Strict order: a job
+     * that does not fit holds back every job behind it (no backfill, see docs/architecture.md).
+     */
+    priority: z.number().int().min(-1000).max(1000).default(0),
     resources: z
       .object({
         nodes: z.number().int().min(1).max(256),
@@ -388,6 +393,8 @@ export interface JobView {
   attempts: Attempt[];
   progress?: Progress;
   waitingReason?: string;
+  /** 1-based place in its cluster's queue (QUEUED or RETRYING jobs only; single-job reads only). */
+  queuePosition?: number;
   /** When a RETRYING job's next attempt is due. */
   retryAt?: string;
   failure?: { reason: string; node?: string; rank?: number; exitCode?: number };

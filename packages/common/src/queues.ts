@@ -12,7 +12,10 @@ export type ServiceName = "api" | "launcher" | "monitor" | "cost" | "alerting";
  * Payloads carry ids only, never secrets.
  */
 export const QUEUES = {
-  /** Try to start a QUEUED job (or a RETRYING one's next attempt). */
+  /**
+   * A job may be startable (a retry's backoff is over, a message from before the scheduler): the
+   * launcher asks for a scheduling pass of the job's cluster; it never starts the job itself.
+   */
   launch: {
     payload: z.object({ jobId: objectId }).strict(),
     producers: ["api", "launcher", "monitor"],
@@ -88,6 +91,18 @@ export const QUEUES = {
     producers: ["monitor"],
     consumer: "monitor",
     defaults: { attempts: 5, backoff: { type: "exponential", delay: 2000 }, removeOnComplete: true, removeOnFail: 1000 },
+  },
+  /**
+   * One scheduling pass over a cluster's queue (priority, then age): admits, in order, what fits.
+   * Every capacity change (submit, job end, cancel, quota or cluster change) only asks for a pass;
+   * requests are coalesced by a stable message id per cluster and time slot (see
+   * requestSchedulingPass in @trainyard/core), so messages grow with changes, never with jobs².
+   */
+  schedule: {
+    payload: z.object({ clusterId: objectId }).strict(),
+    producers: ["api", "launcher", "monitor", "cost"],
+    consumer: "launcher",
+    defaults: { attempts: 5, backoff: { type: "exponential", delay: 500 }, removeOnComplete: true, removeOnFail: 100 },
   },
 } as const satisfies Record<
   string,

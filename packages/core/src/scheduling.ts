@@ -6,21 +6,47 @@ import type { Types } from "mongoose";
 import type { NodeGateway } from "./node-gateway";
 
 /**
- * Offer every QUEUED job (and every retry whose backoff is over) of a cluster to the launcher again, oldest first. Called whenever
- * capacity may have freed; duplicates are harmless because claiming a job is conditional.
+ * Coalescing slot of scheduling-pass requests: every request made during one slot is served by one
+ * pass that starts when the slot ends.
  */
-export async function offerQueuedJobs(repos: Repos, bus: QueueBus, clusterId: Types.ObjectId): Promise<number> {
-  const waiting = (await repos.jobs.listByCluster(clusterId, ["QUEUED", "RETRYING"])).filter(
-    (j) => j.status === "QUEUED" || !j.retryAt || new Date(j.retryAt).getTime() <= Date.now(),
-  );
-  for (const job of waiting) await bus.send("launch", { jobId: job._id.toString() });
-  return waiting.length;
+export const SCHEDULE_SLOT_MS = 200;
+
+/**
+ * Ask for a scheduling pass of a cluster (capacity may have changed: a submit, a job's end, a
+ * cancel, a quota or cluster change). Requests are coalesced, not queued per job: the message id is
+ * `sched-<clusterId>-<slot>` and the message is delayed to the end of its slot, so however many
+ * requests arrive in a slot, one message exists for it, and it starts only after every request of
+ * that slot was made (the pass sees each change). Messages grow O(changes / slot), never O(jobs²).
+ */
+export async function requestSchedulingPass(bus: QueueBus, clusterId: Types.ObjectId | string, now = Date.now()): Promise<void> {
+  const slot = Math.floor(now / SCHEDULE_SLOT_MS);
+  const id = clusterId.toString();
+  await bus.send("schedule", { clusterId: id }, { jobId: `sched-${id}-${slot}`, delay: (slot + 1) * SCHEDULE_SLOT_MS - now });
 }
 
-/** Release a job's reservation and let waiting jobs try the freed capacity. */
-export async function releaseAndOffer(repos: Repos, bus: QueueBus, clusterId: Types.ObjectId, jobId: string): Promise<void> {
+/** What orders a cluster's queue. Jobs stored before priorities existed count as priority 0. */
+export interface Queued {
+  _id: Types.ObjectId;
+  createdAt: Date;
+  priority?: number;
+  spec?: { priority?: number };
+}
+
+export const priorityOf = (j: Queued): number => j.priority ?? j.spec?.priority ?? 0;
+
+/** Queue order: priority descending, then submit time (oldest first), then id. */
+export function compareQueued(a: Queued, b: Queued): number {
+  return (
+    priorityOf(b) - priorityOf(a) ||
+    new Date(a.createdAt).getTime() - new Date(b.createdAt).getTime() ||
+    a._id.toString().localeCompare(b._id.toString())
+  );
+}
+
+/** Release a job's reservation and ask for a scheduling pass over the freed capacity. */
+export async function releaseAndSchedule(repos: Repos, bus: QueueBus, clusterId: Types.ObjectId, jobId: string): Promise<void> {
   await repos.clusters.release(clusterId, jobId);
-  await offerQueuedJobs(repos, bus, clusterId);
+  await requestSchedulingPass(bus, clusterId);
 }
 
 /**
@@ -46,11 +72,34 @@ export async function cleanUpHeldAllocations(deps: {
       }
     }
     if (clean) {
-      await releaseAndOffer(deps.repos, deps.bus, cluster._id, held.jobId);
+      await releaseAndSchedule(deps.repos, deps.bus, cluster._id, held.jobId);
       deps.logger.info(
         { jobId, attemptId: held.attemptId, nodes: held.nodes.map((n) => n.node) },
         "held resources verified clean and freed",
       );
     }
   }
+}
+
+const jobs = (n: number) => `${n} job${n === 1 ? "" : "s"}`;
+
+/**
+ * What a waiting job waits for, from its place in the queue and the reason the last scheduling
+ * pass recorded on it (capacity when it was the head, or its team's quota). Reasons are written
+ * only for the head and for quota-held jobs, so a pass costs O(1) writes, not one per queued job.
+ */
+export function explainWait(
+  job: { status: string; waitingReason?: string; retryAt?: Date | string; clusterName: string },
+  place: { ahead: number; higher: number },
+  now = Date.now(),
+): string {
+  const stored = job.waitingReason;
+  const retryAt = job.retryAt ? new Date(job.retryAt) : undefined;
+  if (job.status === "RETRYING" && retryAt && retryAt.getTime() > now)
+    return `retry backoff: the next attempt is due at ${retryAt.toISOString()}`;
+  if (place.ahead === 0) return stored ?? "first in the queue: waiting for the next scheduling pass";
+  const behind = `behind ${jobs(place.ahead)} in cluster '${job.clusterName}' queue${
+    place.higher ? ` (${place.higher} of higher priority)` : ""
+  }`;
+  return stored ? `${behind}; last seen ${stored}` : behind;
 }

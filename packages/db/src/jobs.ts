@@ -88,6 +88,7 @@ export class JobRepo {
           framework: job.spec.framework,
           clusterId: job.clusterId,
           clusterName: job.clusterName,
+          priority: job.spec.priority ?? 0,
           spec: { ...job.spec, files: {} },
           files: Object.entries(job.spec.files ?? {}).map(([path, content]) => ({ path, content })),
           fileNames: Object.keys(job.spec.files ?? {}),
@@ -161,6 +162,30 @@ export class JobRepo {
     return this.m.Job.find({ clusterId, status: { $in: statuses } }, { files: 0 })
       .sort({ createdAt: 1, _id: 1 })
       .lean<JobDoc[]>();
+  }
+
+  /**
+   * Where a waiting job stands in its cluster's queue (priority descending, then age, then id):
+   * how many waiting jobs are ahead of it, and how many of those have a higher priority.
+   */
+  async queuePlace(job: JobDoc): Promise<{ ahead: number; higher: number }> {
+    const p = job.priority ?? job.spec.priority ?? 0;
+    const waiting: Record<string, unknown> = {
+      clusterId: job.clusterId,
+      status: { $in: ["QUEUED", "RETRYING"] },
+      _id: { $ne: job._id },
+    };
+    // Jobs stored before priorities existed have no field: they count as priority 0.
+    const same: Record<string, unknown> = p === 0 ? { priority: { $in: [0, null] } } : { priority: p };
+    const [higher, older] = await Promise.all([
+      this.m.Job.countDocuments({ ...waiting, priority: p < 0 ? { $not: { $lte: p } } : { $gt: p } }),
+      this.m.Job.countDocuments({
+        ...waiting,
+        ...same,
+        $or: [{ createdAt: { $lt: job.createdAt } }, { createdAt: job.createdAt, _id: { $lt: job._id } }],
+      }),
+    ]);
+    return { ahead: higher + older, higher };
   }
 
   async listByStatus(statuses: JobStatus[], limit = 1000): Promise<JobDoc[]> {

@@ -208,7 +208,9 @@ export interface JobDoc {
   attempts: AttemptDoc[];
   progress?: { step: number; totalSteps?: number; loss?: number; ratio?: number; updatedAt: Date };
   waitingReason?: string;
-  /** When a RETRYING job's next attempt is due (the launcher's sweep re-offers overdue ones). */
+  /** Queue priority (spec.priority, top-level so queue-position counts can filter on it); absent on jobs stored before it = 0. */
+  priority?: number;
+  /** When a RETRYING job's next attempt is due (the launcher's sweep requests a pass for overdue ones). */
   retryAt?: Date;
   /** Some attempt's inter-node SSH key is still authorised somewhere (see JobRepo.setSshKeyNodes). */
   sshKeysPending?: boolean;
@@ -274,6 +276,7 @@ const jobSchema = new Schema<JobDoc>(
     attempts: { type: [attemptSchema], default: [] },
     progress: new Schema({ step: Number, totalSteps: Number, loss: Number, ratio: Number, updatedAt: Date }, opts),
     waitingReason: String,
+    priority: Number,
     retryAt: Date,
     sshKeysPending: Boolean,
     failure: new Schema({ reason: String, node: String, rank: Number, exitCode: Number }, opts),

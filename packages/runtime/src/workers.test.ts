@@ -5,7 +5,7 @@ const noop = async () => {};
 
 describe("the queue catalog startup check", () => {
   it("accepts a service handling exactly its queues", () => {
-    expect(() => assertHandlersMatchCatalog("launcher", { launch: noop, control: noop })).not.toThrow();
+    expect(() => assertHandlersMatchCatalog("launcher", { launch: noop, control: noop, schedule: noop })).not.toThrow();
     expect(() => assertHandlersMatchCatalog("monitor", { monitor: noop, checkpoints: noop })).not.toThrow();
   });
 

@@ -451,17 +451,18 @@ describe("job submission", () => {
     expect(nobody.status).toBe(400);
   });
 
-  it("accepts a job (202), queues it and sends a launch message carrying only its id", async () => {
+  it("accepts a job (202), queues it and asks for a scheduling pass of its cluster, carrying only the cluster's id", async () => {
     const res = await call("POST", "/v1/jobs", { body: jobSpec() });
     expect(res.status).toBe(202);
     expect(res.json).toEqual({ id: expect.stringMatching(/^[0-9a-f]{24}$/), status: "QUEUED" });
-    const launches = await queued("launch");
-    const mine = launches.filter((m) => m.data.jobId === res.json.id);
-    expect(mine).toHaveLength(1);
-    expect(mine[0]!.data).toEqual({ jobId: res.json.id });
-
     const got = await call("GET", `/v1/jobs/${res.json.id}`);
     expect(got.status).toBe(200);
+    // No per-job launch message: one coalesced pass request per cluster and time slot.
+    expect((await queued("launch")).filter((m) => m.data.jobId === res.json.id)).toHaveLength(0);
+    const passes = (await queued("schedule")).filter((m) => m.data.clusterId === got.json.clusterId);
+    expect(passes.length).toBeGreaterThanOrEqual(1);
+    for (const m of passes) expect(m.data).toEqual({ clusterId: got.json.clusterId });
+
     expect(got.json).toMatchObject({
       id: res.json.id,
       status: "QUEUED",
@@ -475,6 +476,37 @@ describe("job submission", () => {
     expect(got.json.spec.env).toEqual({ API_TOKEN: "<redacted>", BATCH: "32" });
     expect(got.text).not.toContain(API_SECRET_VALUE);
     expect((await call("GET", "/v1/jobs")).text).not.toContain(API_SECRET_VALUE);
+  });
+
+  it("orders the queue by priority, then age: GET shows queuePosition and what the job waits behind", async () => {
+    const low = await call("POST", "/v1/jobs", { body: jobSpec({ name: "prio-low" }) });
+    const high = await call("POST", "/v1/jobs", { body: jobSpec({ name: "prio-high", priority: 1000 }) });
+    expect([low.status, high.status]).toEqual([202, 202]);
+    const h = await call("GET", `/v1/jobs/${high.json.id}`);
+    expect(h.json).toMatchObject({ status: "QUEUED", queuePosition: 1, spec: { priority: 1000 } });
+    // No launcher runs in this file, so no pass has recorded a reason yet.
+    expect(h.json.waitingReason).toBe("first in the queue: waiting for the next scheduling pass");
+    const l = await call("GET", `/v1/jobs/${low.json.id}`);
+    expect(l.json.spec.priority).toBe(0);
+    // Every job queued on c-main before it (no launcher runs here), plus the later high-priority one.
+    const listed = await call("GET", "/v1/jobs?status=QUEUED&limit=200");
+    const olderOnCluster = listed.json.items.filter(
+      (j: { clusterId: string; createdAt: string; id: string }) =>
+        j.clusterId === l.json.clusterId && j.id !== low.json.id && j.id !== high.json.id && j.createdAt <= l.json.createdAt,
+    ).length;
+    expect(l.json.queuePosition).toBe(olderOnCluster + 2);
+    expect(l.json.waitingReason).toBe(`behind ${olderOnCluster + 1} jobs in cluster 'c-main' queue (1 of higher priority)`);
+    // List views carry no per-job queue place (it costs a query per job).
+    expect(listed.json.items.find((j: { id: string }) => j.id === low.json.id).queuePosition).toBeUndefined();
+    for (const id of [low.json.id, high.json.id]) expect((await call("POST", `/v1/jobs/${id}/cancel`)).status).toBe(202);
+  });
+
+  it("400 for a priority that is not an integer in -1000..1000", async () => {
+    for (const priority of [1.5, 1001, -1001, "high"]) {
+      const res = await call("POST", "/v1/jobs", { body: jobSpec({ name: "bad-prio", priority }) });
+      expect(res.status, res.text).toBe(400);
+      expect(res.json.error.message).toContain("priority");
+    }
   });
 
   it("stores inline files whose names contain a dot (train.py, lib/util.py)", async () => {

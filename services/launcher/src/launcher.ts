@@ -3,10 +3,10 @@ import { cleanUpHeldAllocations, openNodeAccess } from "@trainyard/core";
 import { connectMongo } from "@trainyard/db";
 import { type RunningService, startServiceBase, startWorkers } from "@trainyard/runtime";
 import type { LauncherDeps } from "./deps";
-import { launchJob, sweepQueuedJobs } from "./usecases/launch-job";
+import { launchJob, schedulingPass, sweepQueuedJobs } from "./usecases/launch-job";
 import { stopAttempt } from "./usecases/stop-attempt";
 
-/** The launcher: consumes `launch` and `control`, and sweeps QUEUED jobs on a timer. */
+/** The launcher: consumes `schedule`, `launch` and `control`, and sweeps QUEUED jobs on a timer. */
 export async function startLauncher(config: LauncherConfig, logger?: Logger): Promise<RunningService> {
   const base = await startServiceBase("launcher", config, {
     mongo: () => connectMongo(config.MONGO_URL, config.MONGO_DB),
@@ -28,9 +28,13 @@ export async function startLauncher(config: LauncherConfig, logger?: Logger): Pr
     prefix: config.TRAINYARD_QUEUE_PREFIX,
     logger: base.logger,
     registry: base.registry,
-    concurrency: { launch: config.LAUNCHER_CONCURRENCY, control: config.LAUNCHER_CONCURRENCY },
+    // A pass starts every attempt it admits concurrently, so one pass at a time per replica.
+    concurrency: { launch: config.LAUNCHER_CONCURRENCY, control: config.LAUNCHER_CONCURRENCY, schedule: 1 },
     handlers: {
       launch: (p) => launchJob(deps, p.jobId),
+      schedule: async (p) => {
+        await schedulingPass(deps, p.clusterId);
+      },
       control: (p) => stopAttempt(deps, p.jobId, p.attemptId),
     },
   });

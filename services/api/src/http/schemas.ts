@@ -24,4 +24,17 @@ export const idView = objectWith({ id: z.string() });
 export const namedView = objectWith({ name: z.string() });
 export const jobRefSchema = z.object({ id: z.string(), status: jobStatusSchema });
 export const jobViewSchema = objectWith({ id: z.string(), team: z.string(), status: jobStatusSchema });
+/** GET /v1/jobs/:id: a waiting job (QUEUED/RETRYING) also says where it stands and why. */
+export const jobDetailSchema = objectWith({
+  id: z.string(),
+  team: z.string(),
+  status: jobStatusSchema,
+  queuePosition: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe("1-based place in the cluster's queue (priority descending, then submit time); QUEUED/RETRYING only"),
+  waitingReason: z.string().optional().describe("what a waiting job waits for: capacity, its team's quota, the jobs ahead of it"),
+});
 export const clusterViewSchema = objectWith({ id: z.string(), name: z.string(), team: z.string() });

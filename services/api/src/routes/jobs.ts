@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { ApiDeps } from "../context";
 import { parseIdempotencyKey } from "../http/idempotency";
 import type { ApiRoute } from "../http/route-table";
-import { cursorPageOf, idView, itemsOf, jobRefSchema, jobViewSchema, objectWith } from "../http/schemas";
+import { cursorPageOf, idView, itemsOf, jobDetailSchema, jobRefSchema, jobViewSchema, objectWith } from "../http/schemas";
 import { deleteCheckpoint, latestCheckpoint, listCheckpoints } from "../usecases/checkpoints";
 import { cancelJob, dryRunJob, getJob, listJobs, listJobsQuerySchema, submitJob } from "../usecases/jobs";
 import { logsQuerySchema, readJobLogs, resolveLogTarget } from "../usecases/logs";
@@ -68,7 +68,7 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
       tag: "jobs",
       role: "viewer",
       scope: "team",
-      ok: { status: 200, description: "the job", schema: jobViewSchema },
+      ok: { status: 200, description: "the job (a waiting one with queuePosition and waitingReason)", schema: jobDetailSchema },
       handle: ({ team, params }) => getJob(deps, team, params.id!),
     },
     {

@@ -13,6 +13,7 @@ import {
   teamInputSchema,
   UserError,
 } from "@trainyard/common";
+import { requestSchedulingPass } from "@trainyard/core";
 import { apiKeyView, auditEventView, teamView } from "@trainyard/db";
 import { z } from "zod";
 import type { ApiDeps } from "../context";
@@ -33,12 +34,11 @@ export async function getTeam(deps: ApiDeps, name: string): Promise<TeamView> {
   return teamView(await deps.repos.teams.get(name));
 }
 
-/** Set a team's quota; its queued jobs are offered to the launcher again, as a raise may admit them. */
+/** Set a team's quota; a pass is requested on every cluster the team has queued jobs on, as a raise may admit them. */
 export async function setTeamQuota(deps: ApiDeps, name: string, body: unknown): Promise<TeamView> {
   const team = teamView(await deps.repos.teams.setQuota(name, quotaSchema.parse(body)));
-  for (const job of await deps.repos.jobs.listByTeam(name, ["QUEUED"])) {
-    await deps.bus.send("launch", { jobId: job._id.toString() }).catch(() => undefined);
-  }
+  const clusters = new Set((await deps.repos.jobs.listByTeam(name, ["QUEUED"])).map((j) => j.clusterId.toString()));
+  for (const id of clusters) await requestSchedulingPass(deps.bus, id).catch(() => undefined);
   return team;
 }
 

@@ -9,7 +9,7 @@ import {
   placementBlock,
   type QueuePayload,
 } from "@trainyard/common";
-import { type NodeCheck, offerQueuedJobs } from "@trainyard/core";
+import { type NodeCheck, requestSchedulingPass } from "@trainyard/core";
 import { type ClusterDoc, clusterView } from "@trainyard/db";
 import { gpuFaults, inventoryMismatch } from "@trainyard/frameworks";
 import { z } from "zod";
@@ -182,8 +182,7 @@ async function recordGpuChecks(deps: ApiDeps, cluster: ClusterDoc, results: Node
     });
   }
   // A node that was held back and is clean now may fit queued jobs.
-  if (updated.nodes.some((n) => before.get(n.name) && !placementBlock(n)))
-    await offerQueuedJobs(deps.repos, deps.bus, cluster._id);
+  if (updated.nodes.some((n) => before.get(n.name) && !placementBlock(n))) await requestSchedulingPass(deps.bus, cluster._id);
 }
 
 async function raiseAlert(deps: ApiDeps, alert: QueuePayload<"alerts">): Promise<void> {
@@ -205,8 +204,8 @@ export async function acknowledgeGpus(
 ): Promise<ClusterView> {
   const cluster = await deps.repos.clusters.getOwned(team, idOrName);
   const updated = await deps.repos.clusters.acknowledgeGpus(cluster._id, node, by);
-  // The node may fit queued jobs now.
-  await offerQueuedJobs(deps.repos, deps.bus, cluster._id);
+  // The node may fit queued jobs now: a scheduling pass of the cluster.
+  await requestSchedulingPass(deps.bus, cluster._id);
   return clusterView(updated, team);
 }
 
@@ -253,11 +252,11 @@ export async function cordonNode(
   return { ...clusterView(updated, team), movedJobs: moved };
 }
 
-/** Put a node back into placement: clears a cordon, a drain and a recorded fault; queued jobs are offered again. */
+/** Put a node back into placement: clears a cordon, a drain and a recorded fault; a scheduling pass of the cluster is requested. */
 export async function uncordonNode(deps: ApiDeps, team: string, idOrName: string, node: string): Promise<ClusterView> {
   const cluster = await deps.repos.clusters.getOwned(team, idOrName);
   const updated = await deps.repos.clusters.setCordon(cluster._id, node, undefined);
-  await offerQueuedJobs(deps.repos, deps.bus, cluster._id);
+  await requestSchedulingPass(deps.bus, cluster._id);
   return clusterView(updated, team);
 }
 
@@ -268,7 +267,7 @@ export async function addClusterNode(deps: ApiDeps, team: string, idOrName: stri
   const { hostKey, ...node } = addNodeSchema.parse(body);
   const updated = await deps.repos.clusters.addNode(cluster._id, node, hostKey);
   deps.logger.info({ cluster: cluster.name, node: node.name }, "node added");
-  await offerQueuedJobs(deps.repos, deps.bus, cluster._id);
+  await requestSchedulingPass(deps.bus, cluster._id);
   return clusterView(updated, team);
 }
 

@@ -11,7 +11,7 @@ import {
   TERMINAL_STATUSES,
   UserError,
 } from "@trainyard/common";
-import { offerQueuedJobs } from "@trainyard/core";
+import { explainWait, requestSchedulingPass } from "@trainyard/core";
 import { type ClusterDoc, type JobDoc, type JobsPageKey, jobView } from "@trainyard/db";
 import { planJob, portsPerNode, redactEnv, renderPlanText, shellJoin, validateTopology } from "@trainyard/frameworks";
 import { Types } from "mongoose";
@@ -50,7 +50,7 @@ async function validateJob(deps: ApiDeps, team: string, body: unknown): Promise<
   return { spec, cluster };
 }
 
-/** PENDING -> QUEUED and tell the launcher; a lost message is caught by the launcher's sweep of QUEUED jobs. */
+/** PENDING -> QUEUED and ask for a scheduling pass of its cluster; a lost message is caught by the launcher's sweep of QUEUED jobs. */
 async function enqueue(deps: ApiDeps, job: JobDoc): Promise<JobStatus> {
   let status = job.status;
   if (status === "PENDING") {
@@ -58,14 +58,12 @@ async function enqueue(deps: ApiDeps, job: JobDoc): Promise<JobStatus> {
     status = queued?.status ?? (await deps.repos.jobs.byId(job._id))?.status ?? status;
   }
   if (status === "QUEUED") {
-    await deps.bus
-      .send("launch", { jobId: job._id.toString() })
-      .catch((err: Error) =>
-        deps.logger.warn(
-          { jobId: job._id.toString(), err: err.message },
-          "could not queue launch; the launcher's sweep will pick the job up",
-        ),
-      );
+    await requestSchedulingPass(deps.bus, job.clusterId).catch((err: Error) =>
+      deps.logger.warn(
+        { jobId: job._id.toString(), err: err.message },
+        "could not request a scheduling pass; the launcher's sweep will pick the job up",
+      ),
+    );
   }
   return status;
 }
@@ -220,8 +218,13 @@ export async function listJobs(
   return { items: items.map(publicJobView), limit: q.limit, ...(next ? { nextCursor: encodeJobsCursor(next) } : {}) };
 }
 
+/** One job; a waiting one (QUEUED/RETRYING) also shows its queuePosition and what it waits for. */
 export async function getJob(deps: ApiDeps, team: string, id: string): Promise<JobView> {
-  return publicJobView(await deps.repos.jobs.getForTeam(team, id));
+  const doc = await deps.repos.jobs.getForTeam(team, id);
+  const view = publicJobView(doc);
+  if (doc.status !== "QUEUED" && doc.status !== "RETRYING") return view;
+  const place = await deps.repos.jobs.queuePlace(doc);
+  return { ...view, queuePosition: place.ahead + 1, waitingReason: explainWait(doc, place) };
 }
 
 const CANCEL_DIRECTLY: JobStatus[] = ["PENDING", "QUEUED", "RETRYING"];
@@ -242,7 +245,9 @@ export async function cancelJob(deps: ApiDeps, team: string, id: string): Promis
       const done = await repos.jobs.transition(job._id, [job.status], "CANCELLED", { set: { endedAt: new Date() } });
       if (!done) continue;
       deps.logger.info({ jobId: id, from: job.status }, "job cancelled");
-      if (await repos.clusters.release(job.clusterId, id)) await offerQueuedJobs(repos, bus, job.clusterId);
+      // Freed capacity, or a place at the head of the queue: either may let the jobs behind it start.
+      await repos.clusters.release(job.clusterId, id);
+      await requestSchedulingPass(bus, job.clusterId);
       return publicJobView(done);
     }
 

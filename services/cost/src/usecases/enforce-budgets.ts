@@ -7,7 +7,7 @@ import {
   roundUsd,
   type Severity,
 } from "@trainyard/common";
-import { type PricingContext, releaseAndOffer, scopeSpend } from "@trainyard/core";
+import { type PricingContext, releaseAndSchedule, scopeSpend } from "@trainyard/core";
 import { type BudgetDoc, COSTED_ACTIVE, currentAttempt, type JobDoc, type SpendScope } from "@trainyard/db";
 import type { CostDeps } from "../deps";
 import type { PricedJob } from "./price-jobs";
@@ -195,7 +195,7 @@ async function endWaitingForBudget(deps: CostDeps, job: JobDoc, reason: string, 
   if (!done) return;
   const jobId = job._id.toString();
   deps.logger.warn({ jobId, reason }, "waiting job ended for its budget");
-  await releaseAndOffer(deps.repos, deps.bus, job.clusterId, jobId);
+  await releaseAndSchedule(deps.repos, deps.bus, job.clusterId, jobId);
   await alert(deps, {
     type: "budget.stop",
     severity: "critical",

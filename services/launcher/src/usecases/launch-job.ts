@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import type { JobStatus } from "@trainyard/common";
 import {
+  compareQueued,
   hasQuota,
   NodeProvisionError,
-  offerQueuedJobs,
   provisionInterNodeSsh,
   quotaBlock,
-  releaseAndOffer,
+  releaseAndSchedule,
+  requestSchedulingPass,
   restoreCheckpoint,
   revokeInterNodeSsh,
   sweepPendingSshKeys,
@@ -14,6 +15,7 @@ import {
 } from "@trainyard/core";
 import type { AllocationDoc, AttemptDoc, CheckpointDoc, ClusterDoc, JobDoc } from "@trainyard/db";
 import { allocate, type LaunchPlan, planJob, portsPerNode } from "@trainyard/frameworks";
+import { Types } from "mongoose";
 import type { LauncherDeps } from "../deps";
 import { stopNodes } from "./stop-attempt";
 
@@ -22,28 +24,91 @@ const LAUNCHABLE: JobStatus[] = ["QUEUED", "RETRYING"];
 const newAttemptId = (n: number) => `a${n}-${randomBytes(4).toString("hex")}`;
 
 /**
- * Try to start a job: reserve its gang of nodes/GPUs/ports, claim it (QUEUED -> LAUNCHING), upload
- * and start every node. All or nothing: if any node fails, the started ones are stopped and the
- * job fails with a reason that names the node.
+ * A `launch` message (a retry whose backoff is over, or one queued before the scheduler existed):
+ * the job may now be startable, so its cluster gets a scheduling pass. Jobs start only in passes.
  */
 export async function launchJob(deps: LauncherDeps, jobId: string): Promise<void> {
-  const { repos, logger } = deps;
-  const job = await repos.jobs.byId(jobId);
+  const job = await deps.repos.jobs.byId(jobId);
   if (!job || !LAUNCHABLE.includes(job.status)) return;
-  // A retry waits for its backoff; the delayed launch message (or the sweep) brings it back.
-  if (job.status === "RETRYING" && job.retryAt && new Date(job.retryAt).getTime() > Date.now() + 250) return;
-  const cluster = await repos.clusters.byId(job.clusterId);
-  if (!cluster) {
-    await repos.jobs.transition(job._id, LAUNCHABLE, "FAILED", {
-      set: { failure: { reason: `cluster '${job.clusterName}' no longer exists` }, endedAt: new Date() },
-    });
-    return;
-  }
+  await requestSchedulingPass(deps.bus, job.clusterId);
+}
 
-  const attemptNumber = job.attempts.length + 1;
+/** What one job's turn in a pass came to. */
+type Admission =
+  | {
+      kind: "admitted";
+      claimed: JobDoc;
+      allocation: Omit<AllocationDoc, "at">;
+      attempt: AttemptDoc;
+      checkpoints: CheckpointDoc[];
+    }
+  /** Does not fit the cluster's free capacity now: holds back every job behind it (strict order). */
+  | { kind: "capacity"; reason: string }
+  /** Its team's quota holds it; jobs of other teams behind it may go on. */
+  | { kind: "quota" }
+  /** Not startable (gone, failed, claimed by another replica, retry not yet due). */
+  | { kind: "skip" };
+
+const RETRY_DUE_SLACK_MS = 250;
+
+/**
+ * One scheduling pass over a cluster: walk its QUEUED jobs and due retries in queue order
+ * (priority descending, then submit time) and admit each that fits, until the first that does not
+ * fit the free capacity: that job is the head and waits, and so does every job behind it (no
+ * backfill: jobs carry no runtime limit, so nothing can prove a smaller job would not delay the
+ * head). Jobs held by their team's quota are skipped, not blocking. Admission is the same
+ * conditional reserve-and-claim as always, so passes racing on several replicas admit each job once.
+ * Admitted attempts are then started concurrently. Returns the ids admitted, in order.
+ */
+export async function schedulingPass(deps: LauncherDeps, clusterId: string): Promise<string[]> {
+  const { repos, logger } = deps;
+  const cluster = await repos.clusters.byId(clusterId);
+  const queue = (await repos.jobs.listByCluster(new Types.ObjectId(clusterId), LAUNCHABLE)).sort(compareQueued);
+  if (!cluster) {
+    for (const job of queue) {
+      await repos.jobs.transition(job._id, LAUNCHABLE, "FAILED", {
+        set: { failure: { reason: `cluster '${job.clusterName}' no longer exists` }, endedAt: new Date() },
+      });
+    }
+    return [];
+  }
+  const admitted: Array<Extract<Admission, { kind: "admitted" }>> = [];
+  let current = cluster;
+  for (const job of queue) {
+    // A retry waits for its backoff; its delayed launch message asks for a pass when it is due.
+    if (job.status === "RETRYING" && job.retryAt && new Date(job.retryAt).getTime() > Date.now() + RETRY_DUE_SLACK_MS) continue;
+    const turn = await admit(deps, job, current);
+    if (turn.kind === "admitted") {
+      admitted.push(turn);
+      current = (await repos.clusters.byId(clusterId)) ?? current;
+    } else if (turn.kind === "capacity") {
+      const reason = `waiting for capacity: ${turn.reason}`;
+      if (job.waitingReason !== reason) await repos.jobs.setWaitingReason(job._id, reason);
+      break;
+    }
+  }
+  await Promise.all(
+    admitted.map(async ({ claimed, allocation, attempt, checkpoints }) => {
+      const jobId = claimed._id.toString();
+      try {
+        const resumeFrom = await resumePoint(deps, claimed, current, attempt.nodes[0]!.name, checkpoints);
+        logger.info({ jobId, attemptId: attempt.id, nodes: attempt.nodes.map((n) => n.name), resumeFrom }, "launching attempt");
+        await startAttempt(deps, claimed, current, allocation, resumeFrom);
+      } catch (err) {
+        logger.error({ jobId, attemptId: attempt.id, err: (err as Error).message }, "starting an admitted attempt failed");
+      }
+    }),
+  );
+  return admitted.map((a) => a.claimed._id.toString());
+}
+
+/** One job's turn: quota check and gang reservation + claim (QUEUED/RETRYING -> LAUNCHING). */
+async function admit(deps: LauncherDeps, job: JobDoc, cluster: ClusterDoc): Promise<Admission> {
+  const { repos } = deps;
+  const jobId = job._id.toString();
   const request = {
     jobId,
-    attemptId: newAttemptId(attemptNumber),
+    attemptId: newAttemptId(job.attempts.length + 1),
     nodes: job.spec.resources.nodes,
     gpusPerNode: job.spec.resources.gpusPerNode,
     gpuType: job.spec.resources.gpuType,
@@ -53,36 +118,23 @@ export async function launchJob(deps: LauncherDeps, jobId: string): Promise<void
   };
   // With a team quota, counting the team's running jobs and claiming this one is one decision.
   const quota = await repos.teams.quotaOf(job.team);
-  const admitted = hasQuota(quota)
-    ? await repos.jobs.withTeamAdmission(job.team, async () => {
-        const block = quotaBlock(quota, await teamUsage(repos, job.team, jobId), request.nodes * request.gpusPerNode);
-        if (!block) return reserveAndClaim(deps, job, cluster, request);
-        await repos.jobs.setWaitingReason(job._id, block);
-        return undefined;
-      })
-    : await reserveAndClaim(deps, job, cluster, request);
-  if (!admitted) return;
-  const { claimed, allocation, attempt, checkpoints } = admitted;
-  const resumeFrom = await resumePoint(deps, claimed, cluster, attempt.nodes[0]!.name, checkpoints);
-  logger.info({ jobId, attemptId: attempt.id, nodes: attempt.nodes.map((n) => n.name), resumeFrom }, "launching attempt");
-  await startAttempt(deps, claimed, cluster, allocation, resumeFrom);
+  if (!hasQuota(quota)) return reserveAndClaim(deps, job, cluster, request);
+  return repos.jobs.withTeamAdmission(job.team, async (): Promise<Admission> => {
+    const block = quotaBlock(quota, await teamUsage(repos, job.team, jobId), request.nodes * request.gpusPerNode);
+    if (!block) return reserveAndClaim(deps, job, cluster, request);
+    if (job.waitingReason !== block) await repos.jobs.setWaitingReason(job._id, block);
+    return { kind: "quota" };
+  });
 }
 
 type GangRequest = Parameters<typeof allocate>[0];
 
 /**
  * Reserve the gang on the cluster and claim the job for a new attempt (QUEUED/RETRYING ->
- * LAUNCHING). Undefined when it has to wait (the reason is on the job), failed, or another
+ * LAUNCHING). `capacity` when it has to wait for free capacity, `skip` when it failed or another
  * launcher got it.
  */
-async function reserveAndClaim(
-  deps: LauncherDeps,
-  job: JobDoc,
-  cluster: ClusterDoc,
-  request: GangRequest,
-): Promise<
-  { claimed: JobDoc; allocation: Omit<AllocationDoc, "at">; attempt: AttemptDoc; checkpoints: CheckpointDoc[] } | undefined
-> {
+async function reserveAndClaim(deps: LauncherDeps, job: JobDoc, cluster: ClusterDoc, request: GangRequest): Promise<Admission> {
   const { repos, logger } = deps;
   const jobId = job._id.toString();
   const attemptNumber = job.attempts.length + 1;
@@ -108,10 +160,9 @@ async function reserveAndClaim(
         },
       });
       logger.warn({ jobId, reason }, "retry impossible");
-      return undefined;
+      return { kind: "skip" };
     }
-    await repos.jobs.setWaitingReason(job._id, `waiting for capacity: ${decision.reason}`);
-    return undefined;
+    return { kind: "capacity", reason: decision.reason };
   }
   const checkpoints = attemptNumber > 1 ? await repos.checkpoints.listComplete(job._id) : [];
   const allocation = headOnCheckpointNode(decision.allocation, checkpoints[0]?.node);
@@ -136,11 +187,11 @@ async function reserveAndClaim(
     // Another launcher claimed it, or it was cancelled meanwhile: free the reservation only if nobody uses it.
     const now = await repos.jobs.byId(jobId);
     if (!now || now.currentAttemptId !== allocation.attemptId) {
-      if (now && !["LAUNCHING", "RUNNING"].includes(now.status)) await releaseAndOffer(repos, deps.bus, cluster._id, jobId);
+      if (now && !["LAUNCHING", "RUNNING"].includes(now.status)) await releaseAndSchedule(repos, deps.bus, cluster._id, jobId);
     }
-    return undefined;
+    return { kind: "skip" };
   }
-  return { claimed, allocation, attempt, checkpoints };
+  return { kind: "admitted", claimed, allocation, attempt, checkpoints };
 }
 
 /**
@@ -292,7 +343,7 @@ async function startAttempt(
     });
     if (leftovers.some((o) => o.survivors.length))
       logger.error({ jobId, leftovers }, "processes survived teardown of a failed launch");
-    await releaseAndOffer(repos, bus, cluster._id, jobId);
+    await releaseAndSchedule(repos, bus, cluster._id, jobId);
     await bus.send("alerts", {
       type: "job.failed",
       severity: "critical",
@@ -325,23 +376,20 @@ async function startAttempt(
   if (running.stopRequest) await bus.send("control", { jobId, attemptId: attempt.id });
 }
 
-/** Periodic safety net: re-offer QUEUED jobs and overdue retries whose launch message was lost (Redis is rebuildable). */
+/** Periodic safety net: a scheduling pass for every cluster with QUEUED jobs or overdue retries, in case a message was lost (Redis is rebuildable). */
 export async function sweepQueuedJobs(deps: LauncherDeps): Promise<void> {
   const { repos, bus } = deps;
   const stale = await repos.jobs.listByStatus(["PENDING"]);
   for (const job of stale) {
     if (Date.now() - new Date(job.createdAt).getTime() > 30_000) await repos.jobs.transition(job._id, ["PENDING"], "QUEUED");
   }
+  // One pass per cluster that has a queued job or an overdue retry (never one message per job).
+  const clusters = new Set<string>();
   for (const job of await repos.jobs.listByStatus(["RETRYING"])) {
-    if (!job.retryAt || new Date(job.retryAt).getTime() < Date.now() - 5_000)
-      await bus.send("launch", { jobId: job._id.toString() });
+    if (!job.retryAt || new Date(job.retryAt).getTime() < Date.now() - 5_000) clusters.add(job.clusterId.toString());
   }
-  const queued = await repos.jobs.listByStatus(["QUEUED"]);
-  const clusters = new Set(queued.map((j) => j.clusterId.toString()));
-  for (const id of clusters) {
-    const first = queued.find((j) => j.clusterId.toString() === id)!;
-    await offerQueuedJobs(repos, bus, first.clusterId);
-  }
+  for (const job of await repos.jobs.listByStatus(["QUEUED"])) clusters.add(job.clusterId.toString());
+  for (const id of clusters) await requestSchedulingPass(bus, id);
   // Inter-node SSH keys of ended attempts on nodes that were unreachable when the attempt ended.
   await sweepPendingSshKeys(deps);
 }

@@ -1,5 +1,5 @@
 import { DEFAULT_RETRY_POLICY, type JobStatus, type StopKind } from "@trainyard/common";
-import { offerQueuedJobs, releaseAndOffer, revokeInterNodeSsh } from "@trainyard/core";
+import { releaseAndSchedule, requestSchedulingPass, revokeInterNodeSsh } from "@trainyard/core";
 import type { AttemptDoc, ClusterDoc, JobDoc } from "@trainyard/db";
 import { attemptDir, retryDelayMs } from "@trainyard/frameworks";
 import type { LauncherDeps } from "../deps";
@@ -119,9 +119,9 @@ export async function stopAttempt(deps: LauncherDeps, jobId: string, attemptId: 
       attemptId,
       unreachable.map((u) => u.node),
     );
-    await offerQueuedJobs(repos, bus, cluster._id);
+    await requestSchedulingPass(bus, cluster._id);
   } else {
-    await releaseAndOffer(repos, bus, cluster._id, jobId);
+    await releaseAndSchedule(repos, bus, cluster._id, jobId);
   }
   await bus.send("cost", { jobId, event: "ended", at: now.toISOString() });
   if (retrying) {

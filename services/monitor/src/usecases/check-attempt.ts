@@ -1,5 +1,11 @@
 import { DEFAULT_RETRY_POLICY } from "@trainyard/common";
-import { collectCheckpoints, ingestCheckpoints, releaseAndOffer, revokeInterNodeSsh, updateHostDiscovery } from "@trainyard/core";
+import {
+  collectCheckpoints,
+  ingestCheckpoints,
+  releaseAndSchedule,
+  revokeInterNodeSsh,
+  updateHostDiscovery,
+} from "@trainyard/core";
 import type { AttemptNodeDoc, ClusterDoc, JobDoc } from "@trainyard/db";
 import {
   attemptDir,
@@ -115,7 +121,7 @@ export async function checkAttempt(deps: MonitorDeps, jobId: string, attemptId: 
     });
     if (done) {
       logger.info({ jobId, attemptId }, "job succeeded");
-      await releaseAndOffer(repos, deps.bus, cluster._id, jobId);
+      await releaseAndSchedule(repos, deps.bus, cluster._id, jobId);
       await deps.bus.send("cost", { jobId, event: "ended", at: now.toISOString() });
       await deps.bus.send("alerts", {
         type: "job.succeeded",
