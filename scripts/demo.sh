@@ -6,7 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-# The demo job is PyTorch (Debian's, always there): `platform up` runs scripts/infra/up.sh, which
-# then skips the TensorFlow install and the Horovod build.
-export TRAINYARD_FRAMEWORKS=${TRAINYARD_FRAMEWORKS:-pytorch}
+# Install only what the example needs (`platform up` runs scripts/infra/up.sh): the default
+# PyTorch example uses Debian's torch, so neither TensorFlow nor the Horovod build is waited for.
+case "${TRAINYARD_EXAMPLE:-}" in
+  tensorflow*) default_frameworks=tensorflow ;;
+  horovod*) default_frameworks=horovod ;;
+  *) default_frameworks=pytorch ;;
+esac
+export TRAINYARD_FRAMEWORKS=${TRAINYARD_FRAMEWORKS:-$default_frameworks}
 exec pnpm exec tsx scripts/demo.ts "$@"
