@@ -1,4 +1,15 @@
-import type { ApiKeyView, BudgetView, ClusterView, JobSpecInput, JobView, Quota, Role, TeamView } from "@trainyard/common";
+import type {
+  ApiKeyView,
+  BudgetView,
+  CheckpointView,
+  ClusterView,
+  CostReport,
+  JobSpecInput,
+  JobView,
+  Quota,
+  Role,
+  TeamView,
+} from "@trainyard/common";
 import { CliError, EXIT, exitCodeForHttpStatus } from "./exit";
 import { parseSse, type SseEvent } from "./sse";
 
@@ -31,40 +42,6 @@ export interface CheckResult {
     error?: string;
     hostKeyMismatch?: boolean;
     pinnedNow?: boolean;
-  }>;
-}
-
-export interface CheckpointView {
-  id: string;
-  jobId: string;
-  attemptId: string;
-  attemptNumber: number;
-  step: number;
-  node: string;
-  path: string;
-  uri?: string;
-  size?: number;
-  metrics?: Record<string, number>;
-  state: string;
-  createdAt: string;
-}
-
-export interface CostReport {
-  groupBy: string;
-  from: string;
-  to: string;
-  currency: string;
-  totalUsd: number;
-  totalGpuHours: number;
-  items: Array<{
-    key: string;
-    team: string;
-    project?: string;
-    job?: { id: string; name: string; status: string; costUpdatedAt?: string };
-    usd: number;
-    gpuHours: number;
-    jobs: number;
-    byGpuType: Array<{ gpuType: string; usd: number; gpuHours: number }>;
   }>;
 }
 

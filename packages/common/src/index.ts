@@ -11,3 +11,4 @@ export * from "./pricing";
 export * from "./queues";
 export * from "./secrets";
 export * from "./telemetry";
+export * from "./views";

@@ -1,24 +1,7 @@
-import { conflict, notFound, TERMINAL_STATUSES, UserError } from "@trainyard/common";
+import { type CheckpointView, conflict, notFound, TERMINAL_STATUSES, UserError } from "@trainyard/common";
 import { deleteFromStorage } from "@trainyard/core";
 import type { CheckpointDoc } from "@trainyard/db";
 import type { ApiDeps } from "../context";
-
-export interface CheckpointView {
-  id: string;
-  jobId: string;
-  attemptId: string;
-  attemptNumber: number;
-  step: number;
-  node: string;
-  path: string;
-  uri: string;
-  size: number;
-  /** The object-store copy, once made. */
-  storedUri?: string;
-  metrics: Record<string, number>;
-  state: CheckpointDoc["state"];
-  createdAt: string;
-}
 
 export function checkpointView(c: CheckpointDoc): CheckpointView {
   return {

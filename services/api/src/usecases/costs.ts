@@ -1,4 +1,4 @@
-import { badRequest, type CostLine, monthStart, roundUsd } from "@trainyard/common";
+import { badRequest, type CostGroup, type CostLine, type CostReport, monthStart, roundUsd } from "@trainyard/common";
 import { PricingContext } from "@trainyard/core";
 import type { JobDoc } from "@trainyard/db";
 import { z } from "zod";
@@ -15,35 +15,12 @@ export const costsQuerySchema = z
   })
   .strict();
 
-export interface CostGroup {
-  key: string;
-  team: string;
-  project?: string;
-  job?: { id: string; name: string; status: string; costUpdatedAt?: string };
-  usd: number;
-  gpuHours: number;
-  jobs: number;
-  byGpuType: Array<{ gpuType: string; usd: number; gpuHours: number }>;
-}
-
 /**
  * Spend in [from, to) grouped by team, project or job, answered from stored data: the jobs'
  * recorded attempts priced with the stored rate card versions. An attempt that is still running
  * counts up to the job's last pricing by the cost service (`cost.updatedAt`).
  */
-export async function costReport(
-  deps: ApiDeps,
-  team: string,
-  query: unknown,
-): Promise<{
-  groupBy: string;
-  from: string;
-  to: string;
-  currency: "USD";
-  totalUsd: number;
-  totalGpuHours: number;
-  items: CostGroup[];
-}> {
+export async function costReport(deps: ApiDeps, team: string, query: unknown): Promise<CostReport> {
   const q = costsQuerySchema.parse(query);
   const now = new Date();
   const to = q.to ? new Date(q.to) : now;
