@@ -33,6 +33,10 @@ const PART = 5 * MiB; // the S3 minimum; 2 parts for the 5 MiB + 123 KiB file be
 const BIG = 5 * MiB + 123 * 1024;
 
 let emulators: Emulators | null = loadEmulators();
+// On CI missing emulators fail the file instead of skipping it.
+if (!emulators && process.env.CI === "true") {
+  throw new Error("CI=true but the object-store emulators are not installed (scripts/infra/emulators.sh)");
+}
 if (emulators && process.env.TRAINYARD_SKIP_INFRA !== "1") {
   // Idempotent and fast when the servers already run (restarts any that died).
   execFileSync("bash", [join(REPO_ROOT, "scripts/infra/emulators.sh")], { stdio: "inherit" });
