@@ -111,3 +111,93 @@ describe("scheduler: one pass per cluster, not an offer per job", () => {
     }
   }, 600_000);
 });
+
+describe("a team's default priority", () => {
+  let p: Platform;
+  beforeAll(async () => {
+    p = await startPlatform({ launchers: 1 });
+  });
+  afterAll(async () => {
+    await p?.close();
+  });
+
+  it("jobs submitted without a priority get the team's default and start ahead of older ones; audited, admins only", async () => {
+    const team = ((await p.api<{ team: string }>("GET", "/v1/me")).body as { team: string }).team;
+    const cluster = await registerCluster(p, { nodes: ["n1"], gpus: 1 });
+    const spec = (name: string, extra: Record<string, unknown> = {}) => ({
+      name,
+      framework: "command",
+      cluster: cluster.name,
+      resources: { nodes: 1, gpusPerNode: 1 },
+      command: ["true"],
+      ...extra,
+    });
+    const blocker = await submitJob(p, spec("blocker", { command: ["sleep", "600"] }));
+    await waitForJob(p, blocker, (j) => j.status === "RUNNING", 60_000);
+    // Before any default: a job without a priority gets 0.
+    const older = await submitJob(p, spec("older"));
+    expect((await getJob(p, older)).spec.priority).toBe(0);
+
+    const set = await p.api<{ name: string; defaultPriority?: number }>("PUT", `/v1/teams/${team}/default-priority`, {
+      priority: 5,
+    });
+    expect(set.status, set.text).toBe(200);
+    expect(set.body).toMatchObject({ name: team, defaultPriority: 5 });
+    const defaulted = await submitJob(p, spec("defaulted"));
+    const explicitZero = await submitJob(p, spec("explicit-zero", { priority: 0 }));
+    const d = await getJob(p, defaulted);
+    expect(d.spec.priority).toBe(5);
+    expect(d.queuePosition).toBe(1);
+    expect((await getJob(p, explicitZero)).spec.priority).toBe(0);
+    expect((await getJob(p, older)).queuePosition).toBe(2);
+
+    // The defaulted job, submitted after `older`, runs first once the capacity frees.
+    expect((await p.api("POST", `/v1/jobs/${blocker}/cancel`)).status).toBe(202);
+    for (const id of [defaulted, older, explicitZero])
+      expect((await waitForJob(p, id, undefined, 90_000)).status).toBe("SUCCEEDED");
+    const started = await Promise.all([defaulted, older, explicitZero].map((id) => getJob(p, id)));
+    const order = started
+      .sort((x, y) => x.attempts[0]!.createdAt.localeCompare(y.attempts[0]!.createdAt))
+      .map((j) => j.spec.name);
+    expect(order).toEqual(["defaulted", "older", "explicit-zero"]);
+
+    // null removes the default: back to 0.
+    const cleared = await p.api<Record<string, unknown>>("PUT", `/v1/teams/${team}/default-priority`, { priority: null });
+    expect(cleared.status, cleared.text).toBe(200);
+    expect(cleared.body).not.toHaveProperty("defaultPriority");
+    const after = await submitJob(p, spec("after-clear"));
+    expect((await getJob(p, after)).spec.priority).toBe(0);
+
+    // Each change is in the audit log, with who made it.
+    const audit = await p.api<{ items: Array<{ action: string; team: string; actor: { role: string } }> }>(
+      "GET",
+      "/v1/audit?action=team.default-priority",
+    );
+    expect(audit.status, audit.text).toBe(200);
+    expect(audit.body.items).toHaveLength(2);
+    for (const e of audit.body.items)
+      expect(e).toMatchObject({ action: "team.default-priority", team, actor: { role: "operator" } });
+
+    // Another team: its admin sets its own default, a member may not, and neither reaches this team.
+    expect((await p.api("POST", "/v1/teams", { name: `prio-${cluster.name}` })).status).toBe(201);
+    const key = async (role: string) =>
+      (
+        (await p.api<{ key: string }>("POST", `/v1/teams/prio-${cluster.name}/keys`, { name: role, role })).body as {
+          key: string;
+        }
+      ).key;
+    const [admin, member] = [await key("admin"), await key("member")];
+    const as = (token: string, path: string, body: unknown) =>
+      fetch(`${p.url}${path}`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      }).then((r) => r.status);
+    expect(await as(admin, `/v1/teams/prio-${cluster.name}/default-priority`, { priority: -3 })).toBe(200);
+    expect(await as(member, `/v1/teams/prio-${cluster.name}/default-priority`, { priority: 9 })).toBe(403);
+    expect(await as(admin, `/v1/teams/${team}/default-priority`, { priority: 9 })).toBe(404);
+    expect(await as(admin, `/v1/teams/prio-${cluster.name}/default-priority`, { priority: 1001 })).toBe(400);
+    const other = await p.api<{ defaultPriority?: number }>("GET", `/v1/teams/prio-${cluster.name}`);
+    expect(other.body.defaultPriority).toBe(-3);
+  }, 300_000);
+});

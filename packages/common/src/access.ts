@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
+import { prioritySchema } from "./job";
 import { nameSchema } from "./names";
 
 /**
@@ -36,9 +37,17 @@ export type Quota = z.infer<typeof quotaSchema>;
 export const teamInputSchema = z.object({ name: nameSchema, quota: quotaSchema.default({}) }).strict();
 export type TeamInput = z.infer<typeof teamInputSchema>;
 
+/**
+ * A team's default job priority: what a job submitted without `priority` gets (absent: 0). `null`
+ * removes it. Set by the team's admins or an operator; jobs already submitted keep theirs.
+ */
+export const teamDefaultPrioritySchema = z.object({ priority: prioritySchema.nullable() }).strict();
+
 export interface TeamView {
   name: string;
   quota: Quota;
+  /** Priority of the team's jobs submitted without one; absent = 0. */
+  defaultPriority?: number;
   createdAt: string;
 }
 
@@ -103,6 +112,7 @@ export function secretsEqual(given: string, expected: string): boolean {
 export const AUDIT_ACTIONS = [
   "team.create",
   "team.quota",
+  "team.default-priority",
   "key.issue",
   "key.revoke",
   "cluster.register",

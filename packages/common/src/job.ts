@@ -186,6 +186,9 @@ function refineFrameworkOptions(spec: FrameworkOptionsView, ctx: z.RefinementCtx
   }
 }
 
+/** A job's place in its cluster's queue: higher first. Also a team's default (PUT /v1/teams/{team}/default-priority). */
+export const prioritySchema = z.number().int().min(-1000).max(1000);
+
 export const jobSpecSchema = z
   .object({
     name: nameSchema,
@@ -197,7 +200,7 @@ export const jobSpecSchema = z
      * Queue order on the cluster: higher first, then older first. Default 0. Strict order: a job
      * that does not fit holds back every job behind it (no backfill, see docs/architecture.md).
      */
-    priority: z.number().int().min(-1000).max(1000).default(0),
+    priority: prioritySchema.default(0),
     resources: z
       .object({
         nodes: z.number().int().min(1).max(256),

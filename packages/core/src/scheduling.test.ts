@@ -1,7 +1,7 @@
 import type { QueueBus } from "@trainyard/runtime";
 import { Types } from "mongoose";
 import { describe, expect, it } from "vitest";
-import { compareQueued, explainWait, requestSchedulingPass, SCHEDULE_SLOT_MS } from "./scheduling";
+import { compareQueued, explainWait, requestSchedulingPass, SCHEDULE_SLOT_MS, withDefaultPriority } from "./scheduling";
 
 const job = (priority: number | undefined, createdAt: string, id = new Types.ObjectId()) => ({
   _id: id,
@@ -23,6 +23,22 @@ describe("queue order", () => {
     const x = job(0, "2026-01-01T00:00:00Z", new Types.ObjectId("000000000000000000000002"));
     const y = job(0, "2026-01-01T00:00:00Z", new Types.ObjectId("000000000000000000000001"));
     expect([x, y].sort(compareQueued)).toEqual([y, x]);
+  });
+});
+
+describe("a team's default priority", () => {
+  it("fills in a spec submitted without a priority", () => {
+    expect(withDefaultPriority({ name: "a", command: ["x"] }, 7)).toEqual({ name: "a", command: ["x"], priority: 7 });
+  });
+
+  it("never overrides a priority the user gave, 0 and invalid ones included", () => {
+    expect(withDefaultPriority({ name: "a", priority: 0 }, 7)).toEqual({ name: "a", priority: 0 });
+    expect(withDefaultPriority({ name: "a", priority: -3 }, 7)).toEqual({ name: "a", priority: -3 });
+    expect(withDefaultPriority({ name: "a", priority: "high" }, 7)).toEqual({ name: "a", priority: "high" });
+  });
+
+  it("leaves a body that is no object for the schema to reject", () => {
+    for (const body of [null, undefined, "spec", 3, [{ name: "a" }]]) expect(withDefaultPriority(body, 7)).toBe(body);
   });
 });
 

@@ -34,6 +34,15 @@ export interface Queued {
 
 export const priorityOf = (j: Queued): number => j.priority ?? j.spec?.priority ?? 0;
 
+/**
+ * A submitted job spec with the team's default priority filled in where the user gave none. Only an
+ * absent `priority` is filled: an explicit one (even 0, even invalid) is left for the schema to judge.
+ */
+export function withDefaultPriority(body: unknown, teamDefault: number): unknown {
+  if (typeof body !== "object" || body === null || Array.isArray(body) || "priority" in body) return body;
+  return { ...body, priority: teamDefault };
+}
+
 /** Queue order: priority descending, then submit time (oldest first), then id. */
 export function compareQueued(a: Queued, b: Queued): number {
   return (

@@ -17,11 +17,17 @@ export interface TeamDoc {
   _id: Types.ObjectId;
   name: string;
   quota: Quota;
+  /** Priority of the team's jobs submitted without one; absent = 0. */
+  defaultPriority?: number;
   createdAt: Date;
 }
 const opts = { _id: false } as const;
 const teamSchema = new Schema<TeamDoc>(
-  { name: { type: String, required: true }, quota: new Schema({ maxGpus: Number, maxJobs: Number }, opts) },
+  {
+    name: { type: String, required: true },
+    quota: new Schema({ maxGpus: Number, maxJobs: Number }, opts),
+    defaultPriority: Number,
+  },
   { timestamps: { createdAt: true, updatedAt: false }, minimize: false },
 );
 teamSchema.index({ name: 1 }, { unique: true });
@@ -30,7 +36,12 @@ export function teamView(d: TeamDoc): TeamView {
   const quota: Quota = {};
   if (typeof d.quota?.maxGpus === "number") quota.maxGpus = d.quota.maxGpus;
   if (typeof d.quota?.maxJobs === "number") quota.maxJobs = d.quota.maxJobs;
-  return { name: d.name, quota, createdAt: d.createdAt.toISOString() };
+  return {
+    name: d.name,
+    quota,
+    ...(typeof d.defaultPriority === "number" ? { defaultPriority: d.defaultPriority } : {}),
+    createdAt: d.createdAt.toISOString(),
+  };
 }
 
 export class TeamRepo {
@@ -77,6 +88,20 @@ export class TeamRepo {
     const doc = await this.Team.findOneAndUpdate({ name }, { $set: { quota } }, { returnDocument: "after" }).lean<TeamDoc>();
     if (!doc) throw notFound(`team '${name}'`);
     return doc;
+  }
+
+  /** Set (a number) or remove (null) the priority of the team's jobs submitted without one. */
+  async setDefaultPriority(name: string, priority: number | null): Promise<TeamDoc> {
+    const update = priority === null ? { $unset: { defaultPriority: 1 } } : { $set: { defaultPriority: priority } };
+    const doc = await this.Team.findOneAndUpdate({ name }, update, { returnDocument: "after" }).lean<TeamDoc>();
+    if (!doc) throw notFound(`team '${name}'`);
+    return doc;
+  }
+
+  /** The priority a job of the team gets when submitted without one (0 unless the team set one). */
+  async defaultPriorityOf(name: string): Promise<number> {
+    const doc = await this.Team.findOne({ name }, { defaultPriority: 1 }).lean<Pick<TeamDoc, "defaultPriority">>();
+    return doc?.defaultPriority ?? 0;
   }
 
   /** The team's quota; an unknown team (only in tests that bypass the API) has none. */

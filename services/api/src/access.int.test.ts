@@ -351,6 +351,10 @@ describe("platform operators and team admins", () => {
     listTeams: { req: () => ({ path: "/v1/teams" }), expect: [403, 403, 403, 200] },
     getTeam: { req: (o) => ({ path: `/v1/teams/${o.team}` }), expect: [200, 200, 200, 200] },
     setTeamQuota: { req: (o) => ({ path: `/v1/teams/${o.team}/quota`, body: { maxGpus: 64 } }), expect: [403, 403, 403, 200] },
+    setTeamDefaultPriority: {
+      req: (o) => ({ path: `/v1/teams/${o.team}/default-priority`, body: { priority: 1 } }),
+      expect: [403, 403, 200, 200],
+    },
     issueApiKey: {
       req: (o) => ({ path: `/v1/teams/${o.team}/keys`, body: { name: `k-${n()}`, role: "viewer" } }),
       expect: [403, 403, 201, 201],
@@ -538,7 +542,7 @@ describe("platform operators and team admins", () => {
           .toArray(),
         teams: await db
           .collection("teams")
-          .find({}, { projection: { name: 1, quota: 1 } })
+          .find({}, { projection: { name: 1, quota: 1, defaultPriority: 1 } })
           .toArray(),
         rateCards: await db.collection("rate_cards").countDocuments(),
       };
@@ -561,6 +565,8 @@ describe("platform operators and team admins", () => {
       ["DELETE", `/v1/teams/${PLATFORM_TEAM}/keys/${platformKey.json.id}`, undefined, 404],
       ["PUT", `/v1/teams/${a.name}/quota`, { maxGpus: 1000 }, 403],
       ["PUT", `/v1/teams/${b.name}/quota`, { maxGpus: 0 }, 403],
+      ["PUT", `/v1/teams/${b.name}/default-priority`, { priority: 1000 }, 404],
+      ["PUT", `/v1/teams/${PLATFORM_TEAM}/default-priority`, { priority: -1000 }, 404],
       ["PUT", "/v1/pricing", { gpuTypes: { cpu: 0 } }, 403],
       ["GET", "/v1/pricing", undefined, 403],
       ["GET", "/v1/teams", undefined, 403],
@@ -713,6 +719,11 @@ describe("hostile input", () => {
       ["PUT", `/v1/teams/${a.name}/quota`, { maxGpus: Number.MAX_SAFE_INTEGER * 4 }],
       ["PUT", `/v1/teams/${a.name}/quota`, { maxGpus: "3" }],
       ["PUT", `/v1/teams/${a.name}/quota`, { maxGpu: 3 }],
+      ["PUT", `/v1/teams/${a.name}/default-priority`, { priority: 1001 }],
+      ["PUT", `/v1/teams/${a.name}/default-priority`, { priority: 1.5 }],
+      ["PUT", `/v1/teams/${a.name}/default-priority`, { priority: "high" }],
+      ["PUT", `/v1/teams/${a.name}/default-priority`, {}],
+      ["PUT", `/v1/teams/${a.name}/default-priority`, { priority: 1, team: b.name }],
       ["POST", "/v1/teams", { name: "../etc" }],
       ["POST", "/v1/teams", { name: "ok", admin: true }],
       ["POST", `/v1/teams/${a.name}/keys`, { name: "k", role: "admin", expiresInDays: 1e308 }],

@@ -1,4 +1,4 @@
-import { apiKeyInputSchema, quotaSchema, teamInputSchema } from "@trainyard/common";
+import { apiKeyInputSchema, quotaSchema, teamDefaultPrioritySchema, teamInputSchema } from "@trainyard/common";
 import { z } from "zod";
 import type { ApiDeps } from "../context";
 import type { ApiRoute } from "../http/route-table";
@@ -12,6 +12,7 @@ import {
   listAuditEvents,
   listTeams,
   revokeApiKey,
+  setTeamDefaultPriority,
   setTeamQuota,
   whoAmI,
 } from "../usecases/access";
@@ -84,6 +85,21 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       async handle({ req, res, params }) {
         res.locals.auditTeam = params.team;
         return setTeamQuota(deps, params.team!, req.body);
+      },
+    },
+    {
+      ...teamKeys,
+      method: "put",
+      path: "/v1/teams/{team}/default-priority",
+      operationId: "setTeamDefaultPriority",
+      summary:
+        "Set the priority the team's jobs get when submitted without one (null: back to 0); jobs already submitted keep theirs",
+      body: teamDefaultPrioritySchema,
+      ok: { status: 200, description: "the team", schema: namedView },
+      audit: "team.default-priority",
+      async handle({ req, res, params }) {
+        res.locals.auditTeam = params.team;
+        return setTeamDefaultPriority(deps, params.team!, req.body);
       },
     },
     {

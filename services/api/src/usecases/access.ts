@@ -10,6 +10,7 @@ import {
   type Role,
   roleAllows,
   type TeamView,
+  teamDefaultPrioritySchema,
   teamInputSchema,
   UserError,
 } from "@trainyard/common";
@@ -39,6 +40,14 @@ export async function setTeamQuota(deps: ApiDeps, name: string, body: unknown): 
   const team = teamView(await deps.repos.teams.setQuota(name, quotaSchema.parse(body)));
   const clusters = new Set((await deps.repos.jobs.listByTeam(name, ["QUEUED"])).map((j) => j.clusterId.toString()));
   for (const id of clusters) await requestSchedulingPass(deps.bus, id).catch(() => undefined);
+  return team;
+}
+
+/** Set or remove (null) the priority of the team's jobs submitted without one; queued jobs keep theirs. */
+export async function setTeamDefaultPriority(deps: ApiDeps, name: string, body: unknown): Promise<TeamView> {
+  const { priority } = teamDefaultPrioritySchema.parse(body);
+  const team = teamView(await deps.repos.teams.setDefaultPriority(name, priority));
+  deps.logger.info({ team: name, defaultPriority: priority }, "team default priority set");
   return team;
 }
 

@@ -11,7 +11,7 @@ import {
   TERMINAL_STATUSES,
   UserError,
 } from "@trainyard/common";
-import { explainWait, requestSchedulingPass } from "@trainyard/core";
+import { explainWait, requestSchedulingPass, withDefaultPriority } from "@trainyard/core";
 import { type ClusterDoc, type JobDoc, type JobsPageKey, jobView } from "@trainyard/db";
 import { planJob, portsPerNode, redactEnv, renderPlanText, shellJoin, validateTopology } from "@trainyard/frameworks";
 import { Types } from "mongoose";
@@ -75,12 +75,17 @@ export interface SubmitResult {
 }
 
 /**
- * Accept a job: validate it against its cluster, store it (PENDING), queue it (QUEUED) and send a
+ * Accept a job: fill in the team's default priority if it has none, validate it against its cluster, store it (PENDING), queue it (QUEUED) and send a
  * `launch` message. With an Idempotency-Key, a repeat returns the first job; the same key with a
  * different spec is a 409.
  */
 export async function submitJob(deps: ApiDeps, team: string, body: unknown, idempotencyKey?: string): Promise<SubmitResult> {
-  const { spec, cluster } = await validateJob(deps, team, body);
+  // A job without a priority gets its team's default; the stored spec shows the one it got.
+  const { spec, cluster } = await validateJob(
+    deps,
+    team,
+    withDefaultPriority(body, await deps.repos.teams.defaultPriorityOf(team)),
+  );
   // A team or project whose `stop` budget is exhausted takes no new jobs (402 naming the budget).
   await assertBudgetAllowsNewJob(deps, team, spec.project);
   const { job, created } = await deps.repos.jobs.create({
