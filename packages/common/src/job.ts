@@ -307,9 +307,21 @@ export const JOB_STATUSES = [
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const jobStatusSchema = z.enum(JOB_STATUSES);
 
-export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "STOPPED_BUDGET"]);
-/** Statuses in which an attempt may hold processes on nodes. */
-export const ACTIVE_STATUSES: ReadonlySet<JobStatus> = new Set(["LAUNCHING", "RUNNING"]);
+export type TerminalStatus = "SUCCEEDED" | "FAILED" | "CANCELLED" | "STOPPED_BUDGET";
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set<TerminalStatus>([
+  "SUCCEEDED",
+  "FAILED",
+  "CANCELLED",
+  "STOPPED_BUDGET",
+]);
+/** Statuses in which an attempt may hold processes on nodes (quota usage, stop requests, node drains). */
+export const ACTIVE_STATUSES: readonly JobStatus[] = ["LAUNCHING", "RUNNING"];
+/** Waiting to (re)start: the scheduler's queue of a cluster. */
+export const WAITING_STATUSES: readonly JobStatus[] = ["QUEUED", "RETRYING"];
+/** Nothing of the job runs: a cancel (or a budget stop) ends it at once. */
+export const NOT_STARTED_STATUSES: readonly JobStatus[] = ["PENDING", "QUEUED", "RETRYING"];
+/** Statuses in which a job spends money, or will again soon (a retry): priced on every cost sweep. */
+export const COSTED_STATUSES: readonly JobStatus[] = ["LAUNCHING", "RUNNING", "RETRYING"];
 
 /** Every allowed status change; repositories refuse anything else. */
 export const TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = {

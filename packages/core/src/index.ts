@@ -1,6 +1,7 @@
 export * from "./checkpoint-store";
 export * from "./checkpoints";
 export * from "./inter-node-ssh";
+export * from "./lifecycle";
 export * from "./node-access";
 export * from "./node-gateway";
 export * from "./quotas";

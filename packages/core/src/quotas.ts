@@ -1,4 +1,4 @@
-import type { Quota } from "@trainyard/common";
+import { ACTIVE_STATUSES, type Quota } from "@trainyard/common";
 import type { JobDoc, Repos } from "@trainyard/db";
 
 /** What a team's launching and running jobs hold right now. */
@@ -37,6 +37,6 @@ export const hasQuota = (q: Quota) => q.maxGpus !== undefined || q.maxJobs !== u
 
 /** The team's current usage, read from its launching and running jobs. */
 export async function teamUsage(repos: Repos, team: string, exceptJobId?: string): Promise<TeamUsage> {
-  const active = (await repos.jobs.listByTeam(team, ["LAUNCHING", "RUNNING"])).filter((j) => j._id.toString() !== exceptJobId);
+  const active = (await repos.jobs.listByTeam(team, ACTIVE_STATUSES)).filter((j) => j._id.toString() !== exceptJobId);
   return { jobs: active.length, gpus: active.reduce((sum, j) => sum + gpusOf(j), 0) };
 }

@@ -52,12 +52,6 @@ export function compareQueued(a: Queued, b: Queued): number {
   );
 }
 
-/** Release a job's reservation and ask for a scheduling pass over the freed capacity. */
-export async function releaseAndSchedule(repos: Repos, bus: QueueBus, clusterId: Types.ObjectId, jobId: string): Promise<void> {
-  await repos.clusters.release(clusterId, jobId);
-  await requestSchedulingPass(bus, clusterId);
-}
-
 /**
  * Try again to stop attempts that could not be verified stopped on some node (it was unreachable).
  * Once a node answers and nothing of the attempt is left there, its held GPUs and ports are freed.
@@ -68,7 +62,8 @@ export async function cleanUpHeldAllocations(deps: {
   gateway: NodeGateway;
   logger: Logger;
 }): Promise<void> {
-  for (const { cluster, held, jobId } of await deps.repos.clusters.listHeld()) {
+  for (const { cluster, held } of await deps.repos.clusters.listHeld()) {
+    const jobId = held.jobId;
     let clean = true;
     for (const n of held.nodes) {
       const node = cluster.nodes.find((x) => x.name === n.node);
@@ -81,7 +76,8 @@ export async function cleanUpHeldAllocations(deps: {
       }
     }
     if (clean) {
-      await releaseAndSchedule(deps.repos, deps.bus, cluster._id, held.jobId);
+      await deps.repos.clusters.releaseHeld(cluster._id, jobId, held.attemptId);
+      await requestSchedulingPass(deps.bus, cluster._id);
       deps.logger.info(
         { jobId, attemptId: held.attemptId, nodes: held.nodes.map((n) => n.node) },
         "held resources verified clean and freed",

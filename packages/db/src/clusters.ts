@@ -281,7 +281,7 @@ export class ClusterRepo {
     for (let i = 0; i < MAX_RESERVE_RETRIES; i++) {
       const cluster = await this.byId(clusterId);
       if (!cluster) return { ok: false, reason: "cluster no longer exists" };
-      const existing = cluster.allocations.find((a) => a.jobId === jobId);
+      const existing = cluster.allocations.find((a) => a.jobId === jobId && !a.held);
       if (existing) return { ok: true, allocation: existing };
       const decision = decide(cluster);
       if (!decision.ok) return decision;
@@ -295,19 +295,18 @@ export class ClusterRepo {
     throw new Error(`could not reserve on cluster ${clusterId} after ${MAX_RESERVE_RETRIES} conflicting updates`);
   }
 
-  /** Free a job's reservation (no-op when it holds none). */
   /**
    * Free a job's reservation except on nodes where its attempt could not be verified stopped: there
-   * the GPUs and ports stay held (under `held:<jobId>:<attemptId>`) until a clean-up verifies them.
+   * the GPUs and ports stay held (an allocation marked `held`) until a clean-up verifies them.
    */
   async releaseExcept(clusterId: Types.ObjectId, jobId: string, attemptId: string, unverifiedNodes: string[]): Promise<void> {
     await this.locked(clusterId, async () => {
       const cluster = await this.byId(clusterId);
-      const own = cluster?.allocations.find((a) => a.jobId === jobId);
+      const own = cluster?.allocations.find((a) => isReservationOf(a, jobId));
       if (!cluster || !own) return;
       const kept = own.nodes.filter((n) => unverifiedNodes.includes(n.node));
-      const allocations = cluster.allocations.filter((a) => a.jobId !== jobId);
-      if (kept.length) allocations.push({ jobId: heldKey(jobId, attemptId), attemptId, nodes: kept, at: new Date() });
+      const allocations = cluster.allocations.filter((a) => !isReservationOf(a, jobId));
+      if (kept.length) allocations.push({ jobId, attemptId, nodes: kept, at: new Date(), held: true });
       await this.m.Cluster.updateOne(
         { _id: clusterId, allocVersion: cluster.allocVersion },
         { $set: { allocations }, $inc: { allocVersion: 1 } },
@@ -316,31 +315,45 @@ export class ClusterRepo {
   }
 
   /** Held allocations (see releaseExcept) across all clusters. */
-  async listHeld(): Promise<Array<{ cluster: ClusterDoc; held: AllocationDoc; jobId: string }>> {
+  async listHeld(): Promise<Array<{ cluster: ClusterDoc; held: AllocationDoc }>> {
     const clusters = (await this.m.Cluster.find({}).lean<StoredCluster[]>()).map((c) => hydrateCluster(c)!);
-    return clusters.flatMap((cluster) =>
-      cluster.allocations
-        .filter((a) => a.jobId.startsWith("held:"))
-        .map((held) => ({ cluster, held, jobId: held.jobId.split(":")[1]! })),
-    );
+    return clusters.flatMap((cluster) => cluster.allocations.filter((a) => a.held).map((held) => ({ cluster, held })));
   }
 
-  async release(clusterId: Types.ObjectId, jobId: string): Promise<boolean> {
+  /** Free a job's live reservation (no-op when it holds none); its held allocations stay. */
+  release(clusterId: Types.ObjectId, jobId: string): Promise<boolean> {
+    return this.removeAllocations(clusterId, (a) => isReservationOf(a, jobId));
+  }
+
+  /** Free what an ended attempt still held on unverified nodes, once they are verified clean. */
+  releaseHeld(clusterId: Types.ObjectId, jobId: string, attemptId: string): Promise<boolean> {
+    return this.removeAllocations(clusterId, (a) => a.held === true && a.jobId === jobId && a.attemptId === attemptId);
+  }
+
+  private removeAllocations(clusterId: Types.ObjectId, match: (a: AllocationDoc) => boolean): Promise<boolean> {
     // Read and write under the document lock: FerretDB v1 cannot match into arrays of documents.
     return this.locked(clusterId, async () => {
       const cluster = await this.byId(clusterId);
-      if (!cluster?.allocations.some((a) => a.jobId === jobId)) return false;
+      if (!cluster?.allocations.some(match)) return false;
       await this.m.Cluster.updateOne(
         { _id: clusterId, allocVersion: cluster.allocVersion },
         // $set of the filtered list rather than $pull: FerretDB v1 does not pull by a sub-document condition.
-        { $set: { allocations: cluster.allocations.filter((a) => a.jobId !== jobId) }, $inc: { allocVersion: 1 } },
+        { $set: { allocations: cluster.allocations.filter((a) => !match(a)) }, $inc: { allocVersion: 1 } },
       );
       return true;
     });
   }
 }
 
-export const heldKey = (jobId: string, attemptId: string) => `held:${jobId}:${attemptId}`;
+/** A job's live reservation (not what an ended attempt still holds). */
+const isReservationOf = (a: AllocationDoc, jobId: string) => a.jobId === jobId && !a.held;
+
+/** Allocations stored before `held` existed named held ones `held:<jobId>:<attemptId>`. */
+const LEGACY_HELD = /^held:([0-9a-f]{24}):/;
+function upgradeAllocation(a: AllocationDoc): AllocationDoc {
+  const legacy = LEGACY_HELD.exec(a.jobId);
+  return legacy ? { ...a, jobId: legacy[1]!, held: true } : a;
+}
 
 type StoredCluster = Omit<ClusterDoc, "ssh"> & {
   ssh: Omit<ClusterDoc["ssh"], "hostKeys"> & { hostKeyPins?: Array<{ node: string; fingerprint: string }> };
@@ -357,7 +370,11 @@ function withOptional<T extends object, K extends keyof T>(obj: T, key: K, value
 function hydrateCluster(raw: StoredCluster | null): ClusterDoc | null {
   if (!raw) return null;
   const { hostKeyPins, ...ssh } = raw.ssh;
-  return { ...raw, ssh: { ...ssh, hostKeys: Object.fromEntries((hostKeyPins ?? []).map((p) => [p.node, p.fingerprint])) } };
+  return {
+    ...raw,
+    allocations: (raw.allocations ?? []).map(upgradeAllocation),
+    ssh: { ...ssh, hostKeys: Object.fromEntries((hostKeyPins ?? []).map((p) => [p.node, p.fingerprint])) },
+  };
 }
 
 /** The cluster as `viewer` may see it: only its owner sees whom it is shared with. */

@@ -1,10 +1,7 @@
-import type { JobCost, JobStatus } from "@trainyard/common";
+import { COSTED_STATUSES, type JobCost } from "@trainyard/common";
 import type { Types } from "mongoose";
 import type { DocumentLocks } from "./locks";
 import type { JobCostDoc, JobDoc, Models } from "./models";
-
-/** Statuses in which a job may be accruing cost (an attempt may hold nodes). */
-export const COSTED_ACTIVE: JobStatus[] = ["LAUNCHING", "RUNNING", "RETRYING"];
 
 /** The job fields pricing and roll-ups read (never the inline files). */
 const PRICING_FIELDS = {
@@ -65,7 +62,7 @@ export class JobCostRepo {
     return this.m.Job.find(
       {
         startedAt: { $exists: true },
-        $or: [{ status: { $in: COSTED_ACTIVE } }, { "cost.final": { $ne: true } }],
+        $or: [{ status: { $in: [...COSTED_STATUSES] } }, { "cost.final": { $ne: true } }],
       },
       PRICING_FIELDS,
     )
@@ -92,7 +89,7 @@ export class JobCostRepo {
   }
 
   async listActive(limit = 5000): Promise<JobDoc[]> {
-    return this.m.Job.find({ status: { $in: COSTED_ACTIVE } }, PRICING_FIELDS)
+    return this.m.Job.find({ status: { $in: [...COSTED_STATUSES] } }, PRICING_FIELDS)
       .limit(limit)
       .lean<JobDoc[]>();
   }

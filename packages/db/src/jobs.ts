@@ -7,7 +7,9 @@ import {
   type JobStatus,
   type JobView,
   notFound,
+  type TerminalStatus,
   TRANSITIONS,
+  WAITING_STATUSES,
 } from "@trainyard/common";
 import { Types, type UpdateQuery } from "mongoose";
 import { isDuplicateKeyError, retryWriteConflicts } from "./connection";
@@ -37,6 +39,21 @@ export interface ListJobsQuery {
   after?: JobsPageKey;
 }
 
+/** Why a job failed (or stopped), as shown on the job. */
+export type JobFailure = NonNullable<JobDoc["failure"]>;
+
+/** How an attempt ended, recorded on the attempt itself. */
+export interface AttemptEnd {
+  attemptId: string;
+  /** The attempt's own outcome: a retried attempt FAILED although its job goes on. */
+  outcome: TerminalStatus;
+  reason?: string;
+  /** The nodes' final states. */
+  nodes?: AttemptNodeDoc[];
+  /** Node blamed for the failure, avoided by the next attempt when the cluster has a spare. */
+  failedNode?: string;
+}
+
 /** Stable hash of a spec, so a reused Idempotency-Key with a different body is detected. */
 export function specHash(spec: JobSpec): string {
   const canonical = (v: unknown): unknown =>
@@ -54,7 +71,7 @@ export function specHash(spec: JobSpec): string {
     .digest("hex");
 }
 
-function assertTransition(from: JobStatus[], to: JobStatus): void {
+function assertTransition(from: readonly JobStatus[], to: JobStatus): void {
   for (const f of from) if (!TRANSITIONS[f].includes(to)) throw new Error(`illegal job transition ${f} -> ${to}`);
 }
 
@@ -151,15 +168,15 @@ export class JobRepo {
   }
 
   /** A team's jobs in the given statuses, oldest first. */
-  async listByTeam(team: string, statuses: JobStatus[]): Promise<JobDoc[]> {
-    return this.m.Job.find({ team, status: { $in: statuses } }, { files: 0 })
+  async listByTeam(team: string, statuses: readonly JobStatus[]): Promise<JobDoc[]> {
+    return this.m.Job.find({ team, status: { $in: [...statuses] } }, { files: 0 })
       .sort({ createdAt: 1, _id: 1 })
       .lean<JobDoc[]>();
   }
 
   /** Jobs of a cluster in the given statuses, oldest first (the scheduler's FIFO order). */
-  async listByCluster(clusterId: Types.ObjectId, statuses: JobStatus[]): Promise<JobDoc[]> {
-    return this.m.Job.find({ clusterId, status: { $in: statuses } }, { files: 0 })
+  async listByCluster(clusterId: Types.ObjectId, statuses: readonly JobStatus[]): Promise<JobDoc[]> {
+    return this.m.Job.find({ clusterId, status: { $in: [...statuses] } }, { files: 0 })
       .sort({ createdAt: 1, _id: 1 })
       .lean<JobDoc[]>();
   }
@@ -172,7 +189,7 @@ export class JobRepo {
     const p = job.priority ?? job.spec.priority ?? 0;
     const waiting: Record<string, unknown> = {
       clusterId: job.clusterId,
-      status: { $in: ["QUEUED", "RETRYING"] },
+      status: { $in: [...WAITING_STATUSES] },
       _id: { $ne: job._id },
     };
     // Jobs stored before priorities existed have no field: they count as priority 0.
@@ -188,8 +205,8 @@ export class JobRepo {
     return { ahead: higher + older, higher };
   }
 
-  async listByStatus(statuses: JobStatus[], limit = 1000): Promise<JobDoc[]> {
-    return this.m.Job.find({ status: { $in: statuses } }, { files: 0 })
+  async listByStatus(statuses: readonly JobStatus[], limit = 1000): Promise<JobDoc[]> {
+    return this.m.Job.find({ status: { $in: [...statuses] } }, { files: 0 })
       .sort({ createdAt: 1 })
       .limit(limit)
       .lean<JobDoc[]>();
@@ -205,17 +222,18 @@ export class JobRepo {
   }
 
   /**
-   * Move a job from one of `from` to `to`, optionally only while `attemptId` is current.
-   * Returns the updated document, or null when another actor got there first.
+   * The one conditional write behind every status change: from one of `from` to `to`, optionally
+   * only while `attemptId` is current. Null when another actor got there first. Private: callers
+   * use the lifecycle methods below, which own the document's field paths.
    */
-  async transition(
-    id: Types.ObjectId | string,
-    from: JobStatus[],
+  private async move(
+    id: Types.ObjectId,
+    from: readonly JobStatus[],
     to: JobStatus,
     opts: { attemptId?: string; set?: Record<string, unknown>; unset?: string[] } = {},
   ): Promise<JobDoc | null> {
     assertTransition(from, to);
-    const filter: Record<string, unknown> = { _id: id, status: { $in: from } };
+    const filter: Record<string, unknown> = { _id: id, status: { $in: [...from] } };
     if (opts.attemptId !== undefined) filter.currentAttemptId = opts.attemptId;
     const update: UpdateQuery<JobDoc> = { $set: { status: to, ...(opts.set ?? {}) } };
     if (opts.unset?.length) update.$unset = Object.fromEntries(opts.unset.map((k) => [k, 1]));
@@ -224,10 +242,18 @@ export class JobRepo {
     );
   }
 
-  /** Claim a QUEUED/RETRYING job for a new attempt (status LAUNCHING). Null when another launcher won. */
-  async beginAttempt(
+  /** A submitted job enters its cluster's queue (PENDING -> QUEUED). */
+  queue(id: Types.ObjectId): Promise<JobDoc | null> {
+    return this.move(id, ["PENDING"], "QUEUED");
+  }
+
+  /**
+   * Claim a waiting job for a new attempt (QUEUED/RETRYING -> LAUNCHING). `expectedAttempts` is the
+   * attempt count the caller saw: of launchers racing, only one appends. Null when another won.
+   */
+  async markLaunching(
     id: Types.ObjectId,
-    from: JobStatus[],
+    from: readonly JobStatus[],
     attempt: AttemptDoc,
     expectedAttempts: number,
   ): Promise<JobDoc | null> {
@@ -235,7 +261,7 @@ export class JobRepo {
     return this.locked(id, async () =>
       hydrateJob(
         await this.m.Job.findOneAndUpdate(
-          { _id: id, status: { $in: from }, attempts: { $size: expectedAttempts } },
+          { _id: id, status: { $in: [...from] }, attempts: { $size: expectedAttempts } },
           {
             $set: { status: "LAUNCHING", currentAttemptId: attempt.id },
             $push: { attempts: attempt },
@@ -247,10 +273,58 @@ export class JobRepo {
     );
   }
 
+  /** Every node of the attempt started (LAUNCHING -> RUNNING); the job's own start is its first attempt's. */
+  markRunning(job: JobDoc, attemptId: string, startedAt: Date, nodes: AttemptNodeDoc[]): Promise<JobDoc | null> {
+    const i = attemptIndexOf(job, attemptId);
+    return this.move(job._id, ["LAUNCHING"], "RUNNING", {
+      attemptId,
+      set: {
+        startedAt: job.startedAt ?? startedAt,
+        [`attempts.${i}.startedAt`]: startedAt,
+        [`attempts.${i}.nodes`]: nodes,
+      },
+    });
+  }
+
+  /**
+   * End the job for good (a terminal status). With `attempt`, its current attempt ends with it
+   * (only while that attempt is current); without, nothing of it ran (a cancel or budget stop of a
+   * waiting job, a failure to schedule). `failure` null clears an earlier attempt's failure.
+   */
+  finish(
+    job: JobDoc,
+    from: readonly JobStatus[],
+    status: TerminalStatus,
+    end: { at: Date; failure?: JobFailure | null; attempt?: AttemptEnd; progress?: JobDoc["progress"] },
+  ): Promise<JobDoc | null> {
+    return this.move(job._id, from, status, {
+      ...(end.attempt ? { attemptId: end.attempt.attemptId } : {}),
+      set: {
+        endedAt: end.at,
+        ...(end.failure ? { failure: end.failure } : {}),
+        ...(end.progress ? { progress: end.progress } : {}),
+        ...(end.attempt ? attemptEndFields(job, end.attempt, end.at) : {}),
+      },
+      ...(end.failure === null ? { unset: ["failure"] } : {}),
+    });
+  }
+
+  /**
+   * The running attempt failed and the job will try again (RUNNING -> RETRYING): the attempt ends
+   * FAILED, the next launch is due at `retryAt`, and the next attempt starts without a stop request.
+   */
+  requeue(job: JobDoc, attempt: AttemptEnd, end: { at: Date; retryAt: Date; failure: JobFailure }): Promise<JobDoc | null> {
+    return this.move(job._id, ["RUNNING"], "RETRYING", {
+      attemptId: attempt.attemptId,
+      set: { retryAt: end.retryAt, failure: end.failure, ...attemptEndFields(job, attempt, end.at) },
+      unset: ["stopRequest"],
+    });
+  }
+
   /** Record why a queued job waits (visible in GET /v1/jobs/:id). */
   async setWaitingReason(id: Types.ObjectId, reason: string): Promise<void> {
     await this.locked(id, () =>
-      this.m.Job.updateOne({ _id: id, status: { $in: ["QUEUED", "RETRYING"] } }, { $set: { waitingReason: reason } }),
+      this.m.Job.updateOne({ _id: id, status: { $in: [...WAITING_STATUSES] } }, { $set: { waitingReason: reason } }),
     );
   }
 
@@ -286,7 +360,7 @@ export class JobRepo {
     return this.locked(id, async () =>
       hydrateJob(
         await this.m.Job.findOneAndUpdate(
-          { _id: id, currentAttemptId: attemptId, status: { $in: ["LAUNCHING", "RUNNING"] }, stopRequest: { $exists: false } },
+          { _id: id, currentAttemptId: attemptId, status: { $in: [...ACTIVE_STATUSES] }, stopRequest: { $exists: false } },
           { $set: { stopRequest: stop } },
           { returnDocument: "after" },
         ).lean<JobDoc>(),
@@ -320,6 +394,24 @@ function hydrateJob(raw: JobDoc | null): JobDoc | null {
 
 function isObjectId(id: string | Types.ObjectId): boolean {
   return typeof id !== "string" || /^[0-9a-f]{24}$/.test(id);
+}
+
+function attemptIndexOf(job: JobDoc, attemptId: string): number {
+  const i = job.attempts.findIndex((a) => a.id === attemptId);
+  if (i < 0) throw new Error(`job ${job._id.toString()} has no attempt ${attemptId}`);
+  return i;
+}
+
+/** The $set fields that record an attempt's end: the one place that writes these paths. */
+function attemptEndFields(job: JobDoc, end: AttemptEnd, at: Date): Record<string, unknown> {
+  const i = attemptIndexOf(job, end.attemptId);
+  return {
+    [`attempts.${i}.outcome`]: end.outcome,
+    [`attempts.${i}.endedAt`]: at,
+    ...(end.reason !== undefined ? { [`attempts.${i}.reason`]: end.reason } : {}),
+    ...(end.nodes ? { [`attempts.${i}.nodes`]: end.nodes } : {}),
+    ...(end.failedNode ? { [`attempts.${i}.failedNode`]: end.failedNode } : {}),
+  };
 }
 
 export function currentAttempt(job: JobDoc): AttemptDoc | undefined {

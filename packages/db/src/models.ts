@@ -20,10 +20,16 @@ export interface NodeAllocationDoc {
   ports: number[];
 }
 export interface AllocationDoc {
+  /** Always the id of the job that holds it. */
   jobId: string;
   attemptId: string;
   nodes: NodeAllocationDoc[];
   at: Date;
+  /**
+   * Kept after the attempt ended, on nodes where it could not be verified stopped (they were
+   * unreachable), until a clean-up verifies them; never the job's live reservation.
+   */
+  held?: boolean;
 }
 export interface ClusterDoc {
   _id: Types.ObjectId;
@@ -105,6 +111,7 @@ const clusterSchema = new Schema<ClusterDoc>(
           attemptId: String,
           nodes: [new Schema({ node: String, gpuIndices: [Number], ports: [Number] }, opts)],
           at: Date,
+          held: Boolean,
         },
         opts,
       ),

@@ -90,6 +90,52 @@ describe("clusters", () => {
     expect(await repos.clusters.release(cluster._id, winner.jobId)).toBe(true);
     expect(await repos.clusters.release(cluster._id, winner.jobId)).toBe(false);
   });
+
+  it("keep an ended attempt's unverified nodes held under the job's own id until released as held", async () => {
+    const cred = await repos.credentials.createSsh("default", { privateKey: PRIVATE_KEY });
+    const cluster = await repos.clusters.create("default", clusterSpec("held"), cred);
+    const jobId = new Types.ObjectId().toString();
+    const gang = [
+      { node: "n1", gpuIndices: [0], ports: [] },
+      { node: "n2", gpuIndices: [0], ports: [] },
+    ];
+    await repos.clusters.reserve(cluster._id, jobId, () => ({ ok: true, allocation: { jobId, attemptId: "a1", nodes: gang } }));
+    await repos.clusters.releaseExcept(cluster._id, jobId, "a1", ["n2"]);
+    const held = (await repos.clusters.listHeld()).filter((h) => h.cluster._id.equals(cluster._id));
+    expect(
+      held.map((h) => ({ jobId: h.held.jobId, attemptId: h.held.attemptId, nodes: h.held.nodes.map((n) => n.node) })),
+    ).toEqual([{ jobId, attemptId: "a1", nodes: ["n2"] }]);
+    // The next attempt reserves afresh: a held allocation is never taken for the job's live reservation.
+    const next = await repos.clusters.reserve(cluster._id, jobId, () => ({
+      ok: true,
+      allocation: { jobId, attemptId: "a2", nodes: [gang[0]!] },
+    }));
+    expect(next.ok && next.allocation.attemptId).toBe("a2");
+    // Releasing the live reservation leaves the held one; releaseHeld frees it.
+    expect(await repos.clusters.release(cluster._id, jobId)).toBe(true);
+    expect((await repos.clusters.byId(cluster._id))!.allocations.map((a) => [a.attemptId, a.held])).toEqual([["a1", true]]);
+    expect(await repos.clusters.releaseHeld(cluster._id, jobId, "a1")).toBe(true);
+    expect((await repos.clusters.byId(cluster._id))!.allocations).toEqual([]);
+  });
+
+  it("read a held allocation stored in the old 'held:<jobId>:<attemptId>' form as held by that job", async () => {
+    const cred = await repos.credentials.createSsh("default", { privateKey: PRIVATE_KEY });
+    const cluster = await repos.clusters.create("default", clusterSpec("legacy-held"), cred);
+    const jobId = new Types.ObjectId().toString();
+    await conn.db!.collection("clusters").updateOne(
+      { _id: cluster._id },
+      {
+        $set: {
+          allocations: [
+            { jobId: `held:${jobId}:a1`, attemptId: "a1", nodes: [{ node: "n1", gpuIndices: [1], ports: [] }], at: new Date() },
+          ],
+        },
+      },
+    );
+    const held = (await repos.clusters.listHeld()).filter((h) => h.cluster._id.equals(cluster._id));
+    expect(held.map((h) => [h.held.jobId, h.held.held])).toEqual([[jobId, true]]);
+    expect(await repos.clusters.releaseHeld(cluster._id, jobId, "a1")).toBe(true);
+  });
 });
 
 describe("jobs", () => {
@@ -110,10 +156,10 @@ describe("jobs", () => {
       clusterName: "c",
       spec: jobSpec(),
     });
-    await repos.jobs.transition(job._id, ["PENDING"], "QUEUED");
+    await repos.jobs.queue(job._id);
     const claims = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
-        repos.jobs.beginAttempt(
+        repos.jobs.markLaunching(
           job._id,
           ["QUEUED"],
           { id: `a1-${i}`, number: 1, nodes: [], masterAddr: "h", createdAt: new Date() },
@@ -125,9 +171,64 @@ describe("jobs", () => {
     const stored = await repos.jobs.byId(job._id);
     expect(stored!.attempts).toHaveLength(1);
     expect(stored!.status).toBe("LAUNCHING");
-    // A transition conditioned on a stale attempt id does nothing.
-    expect(await repos.jobs.transition(job._id, ["LAUNCHING"], "RUNNING", { attemptId: "stale" })).toBeNull();
-    await expect(repos.jobs.transition(job._id, ["SUCCEEDED"], "RUNNING")).rejects.toThrow(/illegal/);
+    // A change read from a stale document (the job moved on meanwhile) does nothing.
+    const winner = stored!.attempts[0]!.id;
+    expect(await repos.jobs.finish(stored!, ["LAUNCHING"], "CANCELLED", { at: new Date() })).not.toBeNull();
+    expect(await repos.jobs.markRunning(stored!, winner, new Date(), [])).toBeNull();
+    await expect(repos.jobs.finish(stored!, ["SUCCEEDED"], "FAILED", { at: new Date() })).rejects.toThrow(/illegal/);
+  });
+
+  it("record each lifecycle change on the job and on the attempt it concerns", async () => {
+    const { job } = await repos.jobs.create({
+      team: "default",
+      clusterId: new Types.ObjectId(),
+      clusterName: "c",
+      spec: jobSpec(),
+    });
+    const node = { name: "n1", host: "h", nodeRank: 0, gpuIndices: [0], ports: [], state: "pending" as const, missedChecks: 0 };
+    const attempt = (n: number) => ({ id: `a${n}`, number: n, nodes: [node], masterAddr: "h", createdAt: new Date() });
+    const queued = await repos.jobs.queue(job._id);
+    expect(queued?.status).toBe("QUEUED");
+    const launching = await repos.jobs.markLaunching(job._id, ["QUEUED"], attempt(1), 0);
+    const t1 = new Date("2026-01-01T00:00:00Z");
+    const running = await repos.jobs.markRunning(launching!, "a1", t1, [{ ...node, state: "running" }]);
+    expect(running).toMatchObject({ status: "RUNNING", startedAt: t1 });
+    expect(running!.attempts[0]).toMatchObject({ startedAt: t1, nodes: [{ state: "running" }] });
+    await repos.jobs.requestStop(job._id, "a1", { kind: "retry", reason: "rank died", node: "n1", requestedAt: t1 });
+
+    const t2 = new Date("2026-01-01T01:00:00Z");
+    const retryAt = new Date("2026-01-01T01:00:05Z");
+    const retrying = await repos.jobs.requeue(
+      running!,
+      { attemptId: "a1", outcome: "FAILED", reason: "rank died", failedNode: "n1", nodes: [{ ...node, state: "stopped" }] },
+      { at: t2, retryAt, failure: { reason: "rank died", node: "n1", exitCode: 1 } },
+    );
+    expect(retrying).toMatchObject({ status: "RETRYING", retryAt, failure: { reason: "rank died", exitCode: 1 } });
+    expect(retrying!.stopRequest).toBeUndefined();
+    expect(retrying!.endedAt).toBeUndefined();
+    expect(retrying!.attempts[0]).toMatchObject({ outcome: "FAILED", reason: "rank died", failedNode: "n1", endedAt: t2 });
+
+    const second = await repos.jobs.markLaunching(job._id, ["RETRYING"], attempt(2), 1);
+    const t3 = new Date("2026-01-01T02:00:00Z");
+    const rerun = await repos.jobs.markRunning(second!, "a2", t3, [{ ...node, state: "running" }]);
+    // The job's start stays its first attempt's.
+    expect(rerun).toMatchObject({ startedAt: t1 });
+    const t4 = new Date("2026-01-01T03:00:00Z");
+    const done = await repos.jobs.finish(rerun!, ["RUNNING"], "SUCCEEDED", {
+      at: t4,
+      failure: null,
+      attempt: { attemptId: "a2", outcome: "SUCCEEDED", nodes: [{ ...node, state: "exited", exitCode: 0 }] },
+    });
+    expect(done).toMatchObject({ status: "SUCCEEDED", endedAt: t4 });
+    expect(done!.failure).toBeUndefined();
+    expect(done!.attempts[1]).toMatchObject({ outcome: "SUCCEEDED", endedAt: t4, nodes: [{ state: "exited", exitCode: 0 }] });
+    expect(done!.attempts[1]!.reason).toBeUndefined();
+    // The earlier attempt keeps its reason.
+    expect(done!.attempts[0]).toMatchObject({ outcome: "FAILED", reason: "rank died" });
+    // Ending an attempt that is no longer current does nothing.
+    expect(
+      await repos.jobs.finish(rerun!, ["RUNNING"], "FAILED", { at: t4, attempt: { attemptId: "a1", outcome: "FAILED" } }),
+    ).toBeNull();
   });
 
   it("keep the first stop request", async () => {
@@ -137,8 +238,8 @@ describe("jobs", () => {
       clusterName: "c",
       spec: jobSpec(),
     });
-    await repos.jobs.transition(job._id, ["PENDING"], "QUEUED");
-    await repos.jobs.beginAttempt(
+    await repos.jobs.queue(job._id);
+    await repos.jobs.markLaunching(
       job._id,
       ["QUEUED"],
       { id: "a1", number: 1, nodes: [], masterAddr: "h", createdAt: new Date() },

@@ -98,10 +98,9 @@ async function fakeRunning(
       missedChecks: 0,
     })),
   };
-  expect(await repos.jobs.beginAttempt(job!._id, ["QUEUED"], attempt, 0)).not.toBeNull();
-  expect(
-    await repos.jobs.transition(job!._id, ["LAUNCHING"], "RUNNING", { attemptId, set: { startedAt: new Date() } }),
-  ).not.toBeNull();
+  const launching = await repos.jobs.markLaunching(job!._id, ["QUEUED"], attempt, 0);
+  expect(launching).not.toBeNull();
+  expect(await repos.jobs.markRunning(launching!, attemptId, new Date(), attempt.nodes)).not.toBeNull();
   return attempt;
 }
 
@@ -718,7 +717,11 @@ describe("running jobs: cancel and logs", () => {
       if (!finished && text.includes("line three")) {
         finished = true;
         // The launcher finishing the cancel.
-        await repos.jobs.transition(jobId, ["RUNNING"], "CANCELLED", { attemptId: attempt.id, set: { endedAt: new Date() } });
+        const running = await repos.jobs.byId(jobId);
+        await repos.jobs.finish(running!, ["RUNNING"], "CANCELLED", {
+          at: new Date(),
+          attempt: { attemptId: attempt.id, outcome: "CANCELLED" },
+        });
       }
       return evs.some((e) => e.event === "end");
     });

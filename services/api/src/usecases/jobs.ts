@@ -7,11 +7,12 @@ import {
   type JobStatus,
   type JobView,
   jobSpecSchema,
+  NOT_STARTED_STATUSES,
   nameSchema,
   TERMINAL_STATUSES,
   UserError,
 } from "@trainyard/common";
-import { explainWait, requestSchedulingPass, withDefaultPriority } from "@trainyard/core";
+import { explainWait, finishAttempt, requestSchedulingPass, withDefaultPriority } from "@trainyard/core";
 import { type ClusterDoc, type JobDoc, type JobsPageKey, jobView } from "@trainyard/db";
 import { planJob, portsPerNode, redactEnv, renderPlanText, shellJoin, validateTopology } from "@trainyard/frameworks";
 import { Types } from "mongoose";
@@ -54,7 +55,7 @@ async function validateJob(deps: ApiDeps, team: string, body: unknown): Promise<
 async function enqueue(deps: ApiDeps, job: JobDoc): Promise<JobStatus> {
   let status = job.status;
   if (status === "PENDING") {
-    const queued = await deps.repos.jobs.transition(job._id, ["PENDING"], "QUEUED");
+    const queued = await deps.repos.jobs.queue(job._id);
     status = queued?.status ?? (await deps.repos.jobs.byId(job._id))?.status ?? status;
   }
   if (status === "QUEUED") {
@@ -232,8 +233,6 @@ export async function getJob(deps: ApiDeps, team: string, id: string): Promise<J
   return { ...view, queuePosition: place.ahead + 1, waitingReason: explainWait(doc, place) };
 }
 
-const CANCEL_DIRECTLY: JobStatus[] = ["PENDING", "QUEUED", "RETRYING"];
-
 /**
  * Cancel a job. Nothing runs yet (PENDING/QUEUED/RETRYING): it becomes CANCELLED at once, and any
  * reservation it held is freed. An attempt is active (LAUNCHING/RUNNING): a stop request is
@@ -246,13 +245,10 @@ export async function cancelJob(deps: ApiDeps, team: string, id: string): Promis
     const job = await repos.jobs.getForTeam(team, id);
     if (TERMINAL_STATUSES.has(job.status)) throw conflict(`job is already ${job.status}`);
 
-    if (CANCEL_DIRECTLY.includes(job.status)) {
-      const done = await repos.jobs.transition(job._id, [job.status], "CANCELLED", { set: { endedAt: new Date() } });
+    if (NOT_STARTED_STATUSES.includes(job.status)) {
+      // Nothing runs: it ends at once, and any reservation it held is freed for the jobs behind it.
+      const done = await finishAttempt(deps, job, { status: "CANCELLED", from: [job.status], at: new Date() });
       if (!done) continue;
-      deps.logger.info({ jobId: id, from: job.status }, "job cancelled");
-      // Freed capacity, or a place at the head of the queue: either may let the jobs behind it start.
-      await repos.clusters.release(job.clusterId, id);
-      await requestSchedulingPass(bus, job.clusterId);
       return publicJobView(done);
     }
 

@@ -1,14 +1,16 @@
 import {
+  ACTIVE_STATUSES,
   type AlertType,
   type BudgetPeriodWindow,
   budgetPeriodAt,
+  COSTED_STATUSES,
   forecastCost,
   reachedThresholds,
   roundUsd,
   type Severity,
 } from "@trainyard/common";
-import { type PricingContext, releaseAndSchedule, scopeSpend } from "@trainyard/core";
-import { type BudgetDoc, COSTED_ACTIVE, currentAttempt, type JobDoc, type SpendScope } from "@trainyard/db";
+import { finishAttempt, type PricingContext, scopeSpend } from "@trainyard/core";
+import { type BudgetDoc, currentAttempt, type JobDoc, type SpendScope } from "@trainyard/db";
 import type { CostDeps } from "../deps";
 import type { PricedJob } from "./price-jobs";
 
@@ -70,7 +72,7 @@ export async function enforceBudget(deps: CostDeps, pricing: PricingContext, b: 
   // Forecast: spend so far + what the scope's running jobs will still burn before they finish (or the period ends).
   let remaining = 0;
   for (const { job } of spend.jobs) {
-    if (!COSTED_ACTIVE.includes(job.status)) continue;
+    if (!COSTED_STATUSES.includes(job.status)) continue;
     const burn = await pricing.burn(job, now);
     const f = forecastCost({
       usd: 0,
@@ -148,7 +150,7 @@ export async function enforceBudget(deps: CostDeps, pricing: PricingContext, b: 
 /** A job's own limit (spec.maxCostUsd): stop it once its cost reaches it, warn once when forecast to. */
 export async function enforceJobLimit(deps: CostDeps, { job, cost }: PricedJob, now: Date): Promise<void> {
   const max = job.spec?.maxCostUsd;
-  if (!max || !COSTED_ACTIVE.includes(job.status)) return;
+  if (!max || !COSTED_STATUSES.includes(job.status)) return;
   const jobId = job._id.toString();
   if (cost.usd >= max) {
     await stopForBudget(deps, job, `cost ${usd(cost.usd)} reached the job's maxCostUsd ${usd(max)}`, now);
@@ -175,7 +177,7 @@ export async function enforceJobLimit(deps: CostDeps, { job, cost }: PricedJob, 
  * attempt is left). The first stop request of a job wins, so racing replicas ask only once.
  */
 async function stopForBudget(deps: CostDeps, job: JobDoc, reason: string, now: Date): Promise<void> {
-  if (!["LAUNCHING", "RUNNING"].includes(job.status) || !job.currentAttemptId || job.stopRequest?.kind) return;
+  if (!ACTIVE_STATUSES.includes(job.status) || !job.currentAttemptId || job.stopRequest?.kind) return;
   const jobId = job._id.toString();
   const requested = await deps.repos.jobs.requestStop(job._id, job.currentAttemptId, {
     kind: "budget",
@@ -189,21 +191,19 @@ async function stopForBudget(deps: CostDeps, job: JobDoc, reason: string, now: D
 
 /** A job of an exhausted scope that waits to (re)start is ended before it spends anything. */
 async function endWaitingForBudget(deps: CostDeps, job: JobDoc, reason: string, now: Date, budgetId: string): Promise<void> {
-  const done = await deps.repos.jobs.transition(job._id, [job.status], "STOPPED_BUDGET", {
-    set: { endedAt: now, failure: { reason } },
-  });
-  if (!done) return;
-  const jobId = job._id.toString();
-  deps.logger.warn({ jobId, reason }, "waiting job ended for its budget");
-  await releaseAndSchedule(deps.repos, deps.bus, job.clusterId, jobId);
-  await alert(deps, {
-    type: "budget.stop",
-    severity: "critical",
-    message: `${job.name}: ${reason} (it had not started)`,
-    team: job.team,
-    jobId,
-    budgetId,
-    dedupKey: `budget.stop:${jobId}`,
-    facts: {},
+  await finishAttempt(deps, job, {
+    status: "STOPPED_BUDGET",
+    from: [job.status],
+    at: now,
+    failure: { reason },
+    alert: {
+      type: "budget.stop",
+      severity: "critical",
+      message: `${job.name}: ${reason} (it had not started)`,
+      team: job.team,
+      budgetId,
+      dedupKey: `budget.stop:${job._id.toString()}`,
+      facts: {},
+    },
   });
 }

@@ -1,6 +1,6 @@
-import { type CostSummary, forecastCost, type JobCost, roundUsd, TERMINAL_STATUSES } from "@trainyard/common";
+import { COSTED_STATUSES, type CostSummary, forecastCost, type JobCost, roundUsd, TERMINAL_STATUSES } from "@trainyard/common";
 import { PricingContext } from "@trainyard/core";
-import { COSTED_ACTIVE, currentAttempt, type JobCostDoc, type JobDoc } from "@trainyard/db";
+import { currentAttempt, type JobCostDoc, type JobDoc } from "@trainyard/db";
 import type { CostDeps } from "../deps";
 import { enforceBudgets, enforceJobLimit } from "./enforce-budgets";
 
@@ -16,7 +16,7 @@ export interface PricedJob {
  */
 export async function priceJob(deps: CostDeps, pricing: PricingContext, job: JobDoc, now: Date): Promise<PricedJob> {
   const summary: CostSummary = await pricing.price(job, now);
-  const active = COSTED_ACTIVE.includes(job.status);
+  const active = COSTED_STATUSES.includes(job.status);
   const burn = active ? await pricing.burn(job, now) : 0;
   const attempt = currentAttempt(job);
   const forecast = active

@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
-import type { JobStatus } from "@trainyard/common";
+import { ACTIVE_STATUSES, WAITING_STATUSES } from "@trainyard/common";
 import {
   compareQueued,
+  finishAttempt,
   hasQuota,
   NodeProvisionError,
   provisionInterNodeSsh,
   quotaBlock,
-  releaseAndSchedule,
   requestSchedulingPass,
   restoreCheckpoint,
   revokeInterNodeSsh,
@@ -19,7 +19,8 @@ import { Types } from "mongoose";
 import type { LauncherDeps } from "../deps";
 import { stopNodes } from "./stop-attempt";
 
-const LAUNCHABLE: JobStatus[] = ["QUEUED", "RETRYING"];
+/** Jobs a scheduling pass may start: waiting ones. */
+const LAUNCHABLE = WAITING_STATUSES;
 
 const newAttemptId = (n: number) => `a${n}-${randomBytes(4).toString("hex")}`;
 
@@ -66,8 +67,9 @@ export async function schedulingPass(deps: LauncherDeps, clusterId: string): Pro
   const queue = (await repos.jobs.listByCluster(new Types.ObjectId(clusterId), LAUNCHABLE)).sort(compareQueued);
   if (!cluster) {
     for (const job of queue) {
-      await repos.jobs.transition(job._id, LAUNCHABLE, "FAILED", {
-        set: { failure: { reason: `cluster '${job.clusterName}' no longer exists` }, endedAt: new Date() },
+      await repos.jobs.finish(job, LAUNCHABLE, "FAILED", {
+        at: new Date(),
+        failure: { reason: `cluster '${job.clusterName}' no longer exists` },
       });
     }
     return [];
@@ -135,7 +137,7 @@ type GangRequest = Parameters<typeof allocate>[0];
  * launcher got it.
  */
 async function reserveAndClaim(deps: LauncherDeps, job: JobDoc, cluster: ClusterDoc, request: GangRequest): Promise<Admission> {
-  const { repos, logger } = deps;
+  const { repos } = deps;
   const jobId = job._id.toString();
   const attemptNumber = job.attempts.length + 1;
   const decision = await repos.clusters.reserve(cluster._id, jobId, (c) => {
@@ -145,7 +147,7 @@ async function reserveAndClaim(deps: LauncherDeps, job: JobDoc, cluster: Cluster
   if (!decision.ok) {
     // A retry that could not fit even on an otherwise empty cluster, because its own earlier
     // attempt still holds an unreachable node, has no spare: fail it clearly rather than wait.
-    const ownHeld = cluster.allocations.filter((a) => a.jobId.startsWith(`held:${jobId}:`));
+    const ownHeld = cluster.allocations.filter((a) => a.held && a.jobId === jobId);
     if (
       job.status === "RETRYING" &&
       ownHeld.length &&
@@ -153,13 +155,12 @@ async function reserveAndClaim(deps: LauncherDeps, job: JobDoc, cluster: Cluster
     ) {
       const lost = [...new Set(ownHeld.flatMap((a) => a.nodes.map((n) => n.node)))].join(", ");
       const reason = `no spare node to recover on: ${lost} cannot be reached and the cluster has no other node with enough free GPUs`;
-      await repos.jobs.transition(job._id, ["RETRYING"], "FAILED", {
-        set: {
-          endedAt: new Date(),
-          failure: { ...job.failure, reason: `${job.failure?.reason ?? "attempt failed"}; ${reason}` },
-        },
+      await finishAttempt(deps, job, {
+        status: "FAILED",
+        from: ["RETRYING"],
+        at: new Date(),
+        failure: { ...job.failure, reason: `${job.failure?.reason ?? "attempt failed"}; ${reason}` },
       });
-      logger.warn({ jobId, reason }, "retry impossible");
       return { kind: "skip" };
     }
     return { kind: "capacity", reason: decision.reason };
@@ -182,12 +183,15 @@ async function reserveAndClaim(deps: LauncherDeps, job: JobDoc, cluster: Cluster
       missedChecks: 0,
     })),
   };
-  const claimed = await repos.jobs.beginAttempt(job._id, LAUNCHABLE, attempt, job.attempts.length);
+  const claimed = await repos.jobs.markLaunching(job._id, LAUNCHABLE, attempt, job.attempts.length);
   if (!claimed) {
     // Another launcher claimed it, or it was cancelled meanwhile: free the reservation only if nobody uses it.
     const now = await repos.jobs.byId(jobId);
     if (!now || now.currentAttemptId !== allocation.attemptId) {
-      if (now && !["LAUNCHING", "RUNNING"].includes(now.status)) await releaseAndSchedule(repos, deps.bus, cluster._id, jobId);
+      if (now && !ACTIVE_STATUSES.includes(now.status)) {
+        await repos.clusters.release(cluster._id, jobId);
+        await requestSchedulingPass(deps.bus, cluster._id);
+      }
     }
     return { kind: "skip" };
   }
@@ -331,43 +335,26 @@ async function startAttempt(
     );
     const leftovers = outcomes.filter((o) => o.survivors.length || o.error);
     await revokeInterNodeSsh(deps, cluster, job, attempt);
-    await repos.jobs.transition(job._id, ["LAUNCHING"], "FAILED", {
-      attemptId: attempt.id,
-      set: {
-        failure: { reason, node: failure.node },
-        endedAt: new Date(),
-        [`attempts.${attemptIndex}.outcome`]: "FAILED",
-        [`attempts.${attemptIndex}.reason`]: reason,
-        [`attempts.${attemptIndex}.endedAt`]: new Date(),
-      },
-    });
     if (leftovers.some((o) => o.survivors.length))
       logger.error({ jobId, leftovers }, "processes survived teardown of a failed launch");
-    await releaseAndSchedule(repos, bus, cluster._id, jobId);
-    await bus.send("alerts", {
-      type: "job.failed",
-      severity: "critical",
-      jobId,
-      message: `${job.name}: ${reason}`,
-      at: new Date().toISOString(),
+    await finishAttempt(deps, job, {
+      status: "FAILED",
+      from: ["LAUNCHING"],
+      at: new Date(),
+      attempt: { attemptId: attempt.id, number: attempt.number, outcome: "FAILED", reason },
+      failure: { reason, node: failure.node },
+      alert: { type: "job.failed", severity: "critical", message: `${job.name}: ${reason}` },
     });
     return;
   }
 
   const now = new Date();
-  const running = await repos.jobs.transition(job._id, ["LAUNCHING"], "RUNNING", {
-    attemptId: attempt.id,
-    set: {
-      startedAt: job.startedAt ?? now,
-      [`attempts.${attemptIndex}.startedAt`]: now,
-      [`attempts.${attemptIndex}.nodes`]: attempt.nodes.map((n) => ({
-        ...n,
-        state: "running",
-        pgid: pgids.get(n.name),
-        lastSeenAt: now,
-      })),
-    },
-  });
+  const running = await repos.jobs.markRunning(
+    job,
+    attempt.id,
+    now,
+    attempt.nodes.map((n) => ({ ...n, state: "running", pgid: pgids.get(n.name), lastSeenAt: now })),
+  );
   if (!running) return;
   logger.info({ jobId, attemptId: attempt.id }, "attempt running");
   await bus.send("cost", { jobId, event: "started", at: now.toISOString() });
@@ -381,7 +368,7 @@ export async function sweepQueuedJobs(deps: LauncherDeps): Promise<void> {
   const { repos, bus } = deps;
   const stale = await repos.jobs.listByStatus(["PENDING"]);
   for (const job of stale) {
-    if (Date.now() - new Date(job.createdAt).getTime() > 30_000) await repos.jobs.transition(job._id, ["PENDING"], "QUEUED");
+    if (Date.now() - new Date(job.createdAt).getTime() > 30_000) await repos.jobs.queue(job._id);
   }
   // One pass per cluster that has a queued job or an overdue retry (never one message per job).
   const clusters = new Set<string>();

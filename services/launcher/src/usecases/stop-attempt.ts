@@ -1,5 +1,5 @@
-import { DEFAULT_RETRY_POLICY, type JobStatus, type StopKind } from "@trainyard/common";
-import { releaseAndSchedule, requestSchedulingPass, revokeInterNodeSsh } from "@trainyard/core";
+import { DEFAULT_RETRY_POLICY, type StopKind, type TerminalStatus } from "@trainyard/common";
+import { finishAttempt, revokeInterNodeSsh } from "@trainyard/core";
 import type { AttemptDoc, ClusterDoc, JobDoc } from "@trainyard/db";
 import { attemptDir, retryDelayMs } from "@trainyard/frameworks";
 import type { LauncherDeps } from "../deps";
@@ -11,7 +11,12 @@ const ALERT_OF_STOP: Partial<Record<StopKind, "job.cancelled" | "budget.stop">> 
 };
 
 /** The job status a stop leads to; "retry" leaves the job RETRYING for its next attempt. */
-const OUTCOME: Record<StopKind, JobStatus> = { cancel: "CANCELLED", fail: "FAILED", budget: "STOPPED_BUDGET", retry: "RETRYING" };
+const OUTCOME: Record<StopKind, TerminalStatus | "RETRYING"> = {
+  cancel: "CANCELLED",
+  fail: "FAILED",
+  budget: "STOPPED_BUDGET",
+  retry: "RETRYING",
+};
 
 /** A retryable "not yet": the control message is redelivered with backoff. */
 export class StopNotPossibleYet extends Error {}
@@ -51,15 +56,14 @@ export async function stopNodes(
  * terminal status and free the reservation.
  */
 export async function stopAttempt(deps: LauncherDeps, jobId: string, attemptId: string): Promise<void> {
-  const { repos, logger, bus } = deps;
+  const { repos } = deps;
   const job = await repos.jobs.byId(jobId);
   if (!job || job.currentAttemptId !== attemptId) return; // stale message
   if (job.status === "LAUNCHING") throw new StopNotPossibleYet("attempt is still launching; will stop once it runs");
   if (job.status !== "RUNNING" || !job.stopRequest) return;
   const cluster = await repos.clusters.byId(job.clusterId);
   if (!cluster) return;
-  const attemptIndex = job.attempts.findIndex((a) => a.id === attemptId);
-  const attempt = job.attempts[attemptIndex]!;
+  const attempt = job.attempts.find((a) => a.id === attemptId)!;
   const stop = job.stopRequest;
 
   const results = await stopNodes(
@@ -85,53 +89,35 @@ export async function stopAttempt(deps: LauncherDeps, jobId: string, attemptId: 
   await revokeInterNodeSsh(deps, cluster, job, attempt);
 
   const outcome = OUTCOME[stop.kind];
-  const retrying = stop.kind === "retry";
+  const retrying = outcome === "RETRYING";
+  const failed = stop.kind === "fail" || retrying;
   const now = new Date();
   const reason =
     stop.reason + (unreachable.length ? ` (could not verify ${unreachable.map((u) => u.node).join(", ")}: unreachable)` : "");
-  const delayMs = retrying ? retryDelayMs(job.spec.retry ?? DEFAULT_RETRY_POLICY, attempt.number) : 0;
-  const failed = stop.kind === "fail" || retrying;
-  const done = await repos.jobs.transition(job._id, ["RUNNING"], outcome, {
-    attemptId,
-    set: {
-      ...(retrying ? { retryAt: new Date(now.getTime() + delayMs) } : { endedAt: now }),
-      ...(failed ? { failure: { reason: stop.reason, node: stop.node, rank: stop.rank, exitCode: stop.exitCode } } : {}),
-      [`attempts.${attemptIndex}.outcome`]: retrying ? "FAILED" : outcome,
-      [`attempts.${attemptIndex}.reason`]: reason,
-      [`attempts.${attemptIndex}.endedAt`]: now,
-      ...(failed && stop.node ? { [`attempts.${attemptIndex}.failedNode`]: stop.node } : {}),
-      [`attempts.${attemptIndex}.nodes`]: attempt.nodes.map((n) => ({
+  await finishAttempt(deps, job, {
+    status: outcome,
+    from: ["RUNNING"],
+    at: now,
+    attempt: {
+      attemptId,
+      number: attempt.number,
+      outcome: retrying ? "FAILED" : outcome,
+      reason,
+      ...(failed && stop.node ? { failedNode: stop.node } : {}),
+      nodes: attempt.nodes.map((n) => ({
         ...n,
         state: n.state === "exited" ? "exited" : unreachable.some((u) => u.node === n.name) ? "unreachable" : "stopped",
       })),
     },
-    // The next attempt starts with no stop request of its own.
-    ...(retrying ? { unset: ["stopRequest"] } : {}),
-  });
-  if (!done) return;
-  logger.info({ jobId, attemptId, outcome, reason }, "attempt stopped");
-  if (unreachable.length) {
-    // What runs on an unreachable node may still hold its GPUs and ports: keep those held until a
-    // later clean-up verifies the node, so a retry can never collide with leftovers.
-    await repos.clusters.releaseExcept(
-      cluster._id,
-      jobId,
-      attemptId,
-      unreachable.map((u) => u.node),
-    );
-    await requestSchedulingPass(bus, cluster._id);
-  } else {
-    await releaseAndSchedule(repos, bus, cluster._id, jobId);
-  }
-  await bus.send("cost", { jobId, event: "ended", at: now.toISOString() });
-  if (retrying) {
-    await bus.send("launch", { jobId }, { delay: delayMs, jobId: `retry-${jobId}-${attempt.number + 1}` });
-  }
-  await bus.send("alerts", {
-    type: ALERT_OF_STOP[stop.kind] ?? (retrying ? "job.retrying" : "job.failed"),
-    severity: stop.kind === "cancel" ? "info" : retrying ? "warning" : "critical",
-    jobId,
-    message: `${job.name}: ${reason}`,
-    at: now.toISOString(),
+    ...(failed ? { failure: { reason: stop.reason, node: stop.node, rank: stop.rank, exitCode: stop.exitCode } } : {}),
+    ...(retrying
+      ? { retryAt: new Date(now.getTime() + retryDelayMs(job.spec.retry ?? DEFAULT_RETRY_POLICY, attempt.number)) }
+      : {}),
+    unverifiedNodes: unreachable.map((u) => u.node),
+    alert: {
+      type: ALERT_OF_STOP[stop.kind] ?? (retrying ? "job.retrying" : "job.failed"),
+      severity: stop.kind === "cancel" ? "info" : retrying ? "warning" : "critical",
+      message: `${job.name}: ${reason}`,
+    },
   });
 }

@@ -1,11 +1,5 @@
 import { DEFAULT_RETRY_POLICY } from "@trainyard/common";
-import {
-  collectCheckpoints,
-  ingestCheckpoints,
-  releaseAndSchedule,
-  revokeInterNodeSsh,
-  updateHostDiscovery,
-} from "@trainyard/core";
+import { collectCheckpoints, finishAttempt, ingestCheckpoints, revokeInterNodeSsh, updateHostDiscovery } from "@trainyard/core";
 import type { AttemptNodeDoc, ClusterDoc, JobDoc } from "@trainyard/db";
 import {
   attemptDir,
@@ -107,30 +101,16 @@ export async function checkAttempt(deps: MonitorDeps, jobId: string, attemptId: 
   if (attemptSucceeded(job.spec, nodes)) {
     // Every rank is done: the attempt's inter-node SSH key (MPI/Horovod) goes now.
     await revokeInterNodeSsh(deps, cluster, job, attempt);
-    const done = await repos.jobs.transition(job._id, ["RUNNING"], "SUCCEEDED", {
-      attemptId,
-      set: {
-        endedAt: now,
-        ...(progress ? { progress } : {}),
-        [`attempts.${attemptIndex}.nodes`]: nodes,
-        [`attempts.${attemptIndex}.outcome`]: "SUCCEEDED",
-        [`attempts.${attemptIndex}.endedAt`]: now,
-      },
+    await finishAttempt(deps, job, {
+      status: "SUCCEEDED",
+      from: ["RUNNING"],
+      at: now,
+      attempt: { attemptId, number: attempt.number, outcome: "SUCCEEDED", nodes },
       // Earlier attempts keep their reasons; the job itself no longer shows a failure.
-      unset: ["failure"],
+      failure: null,
+      ...(progress ? { progress } : {}),
+      alert: { type: "job.succeeded", severity: "info", message: `${job.name} succeeded` },
     });
-    if (done) {
-      logger.info({ jobId, attemptId }, "job succeeded");
-      await releaseAndSchedule(repos, deps.bus, cluster._id, jobId);
-      await deps.bus.send("cost", { jobId, event: "ended", at: now.toISOString() });
-      await deps.bus.send("alerts", {
-        type: "job.succeeded",
-        severity: "info",
-        jobId,
-        message: `${job.name} succeeded`,
-        at: now.toISOString(),
-      });
-    }
     return;
   }
 
