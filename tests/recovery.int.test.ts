@@ -177,17 +177,37 @@ describe("recovery: a failed rank restarts the gang from the latest checkpoint",
 
   it("refuses to delete the latest checkpoint while the job can resume from it", async () => {
     const cluster = await registerCluster(p, { nodes: ["n3"] });
+    // Exactly one checkpoint, then silence: nothing newer can be registered between the list and
+    // the delete below, so "latest" is stable (a training loop would race the monitor's checks).
     const id = await submitJob(p, {
-      ...ddpJob(cluster.name),
       name: "running-ckpt",
+      framework: "pytorch",
+      cluster: cluster.name,
       resources: { nodes: 1, gpusPerNode: 1 },
-      command: ["python3", "train.py", "--steps", "400", "--sleep", "0.2", "--checkpoint-every", "2"],
+      command: [
+        "python3",
+        "-c",
+        [
+          "import json, os, time",
+          "d = os.path.join(os.environ['TRAINYARD_CHECKPOINT_DIR'], 'step-4')",
+          "os.makedirs(d, exist_ok=True)",
+          "open(os.path.join(d, 'state.txt'), 'w').write('4')",
+          "open(os.environ['TRAINYARD_METRICS_FILE'], 'a').write(json.dumps({'checkpoint': d, 'step': 4}) + '\\n')",
+          "time.sleep(600)",
+        ].join("\n"),
+      ],
     });
-    const listed = async () => (await p.api<{ items: Array<{ id: string }> }>("GET", `/v1/jobs/${id}/checkpoints`)).body.items;
-    const deadline = Date.now() + 90_000;
-    while ((await listed()).length === 0 && Date.now() < deadline) await sleep(500);
+    const listed = async () => (await p.api<{ items: Array<{ id: string; step: number }> }>("GET", `/v1/jobs/${id}/checkpoints`)).body.items;
+    const deadline = Date.now() + 120_000;
+    while ((await listed()).length === 0 && Date.now() < deadline) {
+      const job = await getJob(p, id);
+      expect(["QUEUED", "LAUNCHING", "RUNNING"], `job ended early: ${JSON.stringify(job.attempts.map((a) => a.reason))}`).toContain(
+        job.status,
+      );
+      await sleep(500);
+    }
     const [latest] = await listed();
-    expect(latest).toBeDefined();
+    expect(latest?.step).toBe(4);
     const res = await p.api<{ error: { message: string } }>("DELETE", `/v1/jobs/${id}/checkpoints/${latest!.id}`);
     expect(res.status).toBe(409);
     expect(res.body.error.message).toMatch(/latest complete checkpoint/);
