@@ -197,10 +197,10 @@ export const jobSpecSchema = z
     /** Cluster name (or id) the job runs on. */
     cluster: z.string().min(1).max(64),
     /**
-     * Queue order on the cluster: higher first, then older first. Default 0. Strict order: a job
-     * that does not fit holds back every job behind it (no backfill, see docs/architecture.md).
+     * Queue order on the cluster: higher first, then older first. When absent the job gets its
+     * team's default priority (PUT /v1/teams/{team}/default-priority), else 0.
      */
-    priority: prioritySchema.default(0),
+    priority: prioritySchema.optional(),
     resources: z
       .object({
         nodes: z.number().int().min(1).max(256),

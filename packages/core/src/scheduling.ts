@@ -36,11 +36,10 @@ export const priorityOf = (j: Queued): number => j.priority ?? j.spec?.priority 
 
 /**
  * A submitted job spec with the team's default priority filled in where the user gave none. Only an
- * absent `priority` is filled: an explicit one (even 0, even invalid) is left for the schema to judge.
+ * absent `priority` is filled: an explicit one (even 0) is kept.
  */
-export function withDefaultPriority(body: unknown, teamDefault: number): unknown {
-  if (typeof body !== "object" || body === null || Array.isArray(body) || "priority" in body) return body;
-  return { ...body, priority: teamDefault };
+export function withDefaultPriority<S extends { priority?: number }>(spec: S, teamDefault: number): S & { priority: number } {
+  return { ...spec, priority: spec.priority ?? teamDefault };
 }
 
 /** Queue order: priority descending, then submit time (oldest first), then id. */

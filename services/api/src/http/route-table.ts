@@ -16,20 +16,30 @@ export type HttpMethod = "get" | "post" | "put" | "delete";
  */
 export type RouteScope = "team" | "named-team" | "platform";
 
-export interface RouteContext {
+export interface RouteContext<Query = unknown, Body = unknown> {
   req: Request;
   res: Response;
   principal: Principal;
   /** The caller's team: every team-scoped use case takes it. */
   team: string;
   params: Record<string, string>;
+  /** The query string parsed by the route's `query` schema (a 400 before the handler when it does not parse). */
+  query: Query;
+  /** The body parsed by the route's `body` schema (a 400 before the handler when it does not parse). */
+  body: Body;
 }
+
+/** What a route's optional schema parses to: its output type, or nothing when the route has none. */
+type Parsed<S> = S extends z.ZodType ? z.output<S> : undefined;
 
 /**
  * One API operation: the single description the server mounts, the OpenAPI document is built
  * from, the audit log names and the isolation test walks. A new route is one more entry here.
  */
-export interface ApiRoute {
+export interface ApiRoute<
+  Q extends z.ZodType | undefined = z.ZodType | undefined,
+  B extends z.ZodType | undefined = z.ZodType | undefined,
+> {
   method: HttpMethod;
   /** OpenAPI form: /v1/jobs/{id}. */
   path: string;
@@ -39,8 +49,10 @@ export interface ApiRoute {
   /** Least role allowed. */
   role: Role;
   scope: RouteScope;
-  query?: z.ZodType;
-  body?: z.ZodType;
+  /** The query string's schema: parsed once here, never again by the use case. */
+  query?: Q;
+  /** The JSON body's schema: parsed once here, never again by the use case. */
+  body?: B;
   /** Success status and body; `schema` describes it in the OpenAPI document. */
   ok: {
     status: number;
@@ -57,7 +69,26 @@ export interface ApiRoute {
    * The response body, sent as JSON with `ok.status`; null for no body (204); undefined when the
    * handler answered itself (plain-text logs, event streams).
    */
-  handle(ctx: RouteContext): Promise<unknown>;
+  handle(ctx: RouteContext<Parsed<Q>, Parsed<B>>): Promise<unknown>;
+}
+
+/**
+ * One entry of the route table, typed by its own schemas: the handler receives the body and query
+ * as those schemas parse them, so a use case takes a typed input instead of parsing it again.
+ */
+export function defineRoute<Q extends z.ZodType | undefined = undefined, B extends z.ZodType | undefined = undefined>(
+  route: ApiRoute<Q, B>,
+): ApiRoute {
+  return route as unknown as ApiRoute;
+}
+
+/** The request's query and body through the route's schemas (a ZodError is answered 400 by the error handler). */
+function parseInputs(route: ApiRoute, req: Request): { query: unknown; body: unknown } {
+  return {
+    query: route.query ? route.query.parse(req.query) : undefined,
+    // No body at all is parsed as an empty object: a route whose fields are all optional accepts it.
+    body: route.body ? route.body.parse(req.body ?? {}) : undefined,
+  };
 }
 
 /** Express path syntax for an OpenAPI path: /v1/jobs/{id} -> /v1/jobs/:id. */
@@ -110,7 +141,8 @@ export function mountRoutes(router: Router, routes: readonly ApiRoute[], deps: A
     router[route.method](expressPath(route.path), requireRole(route.role), scopeCheck(route), async (req, res) => {
       const principal = principalOf(res);
       const params = req.params as Record<string, string>;
-      const body = await route.handle({ req, res, principal, team: principal.team, params });
+      const inputs = parseInputs(route, req);
+      const body = await route.handle({ req, res, principal, team: principal.team, params, ...inputs });
       // Audited before the reply goes out, so a caller that sees success also finds the event.
       if (route.audit && !res.headersSent) {
         await deps.repos.audit

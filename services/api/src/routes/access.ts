@@ -1,7 +1,7 @@
 import { apiKeyInputSchema, quotaSchema, teamDefaultPrioritySchema, teamInputSchema } from "@trainyard/common";
 import { z } from "zod";
 import type { ApiDeps } from "../context";
-import type { ApiRoute } from "../http/route-table";
+import { type ApiRoute, defineRoute } from "../http/route-table";
 import { itemsOf, namedView, objectWith } from "../http/schemas";
 import {
   auditQuerySchema,
@@ -27,7 +27,7 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
   const platform = { tag: "access", scope: "platform", role: "operator" } as const;
   const teamKeys = { tag: "access", scope: "named-team", role: "admin" } as const;
   return [
-    {
+    defineRoute({
       method: "get",
       path: "/v1/me",
       operationId: "whoAmI",
@@ -37,8 +37,8 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       role: "viewer",
       ok: { status: 200, description: "the caller", schema: objectWith({ team: z.string(), role: z.string() }) },
       handle: ({ principal }) => whoAmI(deps, principal),
-    },
-    {
+    }),
+    defineRoute({
       ...platform,
       method: "post",
       path: "/v1/teams",
@@ -47,13 +47,13 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       body: teamInputSchema,
       ok: { status: 201, description: "created", schema: namedView, names: "name" },
       audit: "team.create",
-      async handle({ req, res }) {
-        const team = await createTeam(deps, req.body);
+      async handle({ res, body }) {
+        const team = await createTeam(deps, body);
         res.locals.auditTeam = team.name;
         return team;
       },
-    },
-    {
+    }),
+    defineRoute({
       ...platform,
       method: "get",
       path: "/v1/teams",
@@ -61,8 +61,8 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       summary: "Every team",
       ok: { status: 200, description: "teams", schema: itemsOf(namedView) },
       handle: () => listTeams(deps),
-    },
-    {
+    }),
+    defineRoute({
       tag: "access",
       scope: "named-team",
       role: "viewer",
@@ -72,8 +72,8 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       summary: "One team and its quota",
       ok: { status: 200, description: "the team", schema: namedView },
       handle: ({ params }) => getTeam(deps, params.team!),
-    },
-    {
+    }),
+    defineRoute({
       ...platform,
       method: "put",
       path: "/v1/teams/{team}/quota",
@@ -82,12 +82,12 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       body: quotaSchema,
       ok: { status: 200, description: "the team", schema: namedView },
       audit: "team.quota",
-      async handle({ req, res, params }) {
+      async handle({ res, params, body }) {
         res.locals.auditTeam = params.team;
-        return setTeamQuota(deps, params.team!, req.body);
+        return setTeamQuota(deps, params.team!, body);
       },
-    },
-    {
+    }),
+    defineRoute({
       ...teamKeys,
       method: "put",
       path: "/v1/teams/{team}/default-priority",
@@ -97,12 +97,12 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       body: teamDefaultPrioritySchema,
       ok: { status: 200, description: "the team", schema: namedView },
       audit: "team.default-priority",
-      async handle({ req, res, params }) {
+      async handle({ res, params, body }) {
         res.locals.auditTeam = params.team;
-        return setTeamDefaultPriority(deps, params.team!, req.body);
+        return setTeamDefaultPriority(deps, params.team!, body);
       },
-    },
-    {
+    }),
+    defineRoute({
       ...teamKeys,
       method: "post",
       path: "/v1/teams/{team}/keys",
@@ -111,12 +111,12 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       body: apiKeyInputSchema,
       ok: { status: 201, description: "the key (shown once)", schema: keyView.extend({ key: z.string() }), names: "id" },
       audit: "key.issue",
-      async handle({ req, res, principal, params }) {
+      async handle({ res, principal, params, body }) {
         res.locals.auditTeam = params.team;
-        return issueApiKey(deps, principal, params.team!, req.body);
+        return issueApiKey(deps, principal, params.team!, body);
       },
-    },
-    {
+    }),
+    defineRoute({
       ...teamKeys,
       method: "get",
       path: "/v1/teams/{team}/keys",
@@ -124,8 +124,8 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
       summary: "A team's keys (never the secrets)",
       ok: { status: 200, description: "keys", schema: itemsOf(keyView) },
       handle: ({ params }) => listApiKeys(deps, params.team!),
-    },
-    {
+    }),
+    defineRoute({
       ...teamKeys,
       method: "delete",
       path: "/v1/teams/{team}/keys/{keyId}",
@@ -138,8 +138,8 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
         await revokeApiKey(deps, principal, params.team!, params.keyId!);
         return null;
       },
-    },
-    {
+    }),
+    defineRoute({
       tag: "access",
       scope: "team",
       role: "admin",
@@ -151,7 +151,7 @@ export function accessRoutes(deps: ApiDeps): ApiRoute[] {
         "Operators read every team's events, a team's admins their own team's",
       query: auditQuerySchema,
       ok: { status: 200, description: "events", schema: itemsOf(objectWith({ action: z.string() })) },
-      handle: ({ req, principal }) => listAuditEvents(deps, principal, req.query),
-    },
+      handle: ({ principal, query }) => listAuditEvents(deps, principal, query),
+    }),
   ];
 }

@@ -1,6 +1,6 @@
 import { alertChannelInputSchema } from "@trainyard/common";
 import type { ApiDeps } from "../context";
-import type { ApiRoute } from "../http/route-table";
+import { type ApiRoute, defineRoute } from "../http/route-table";
 import { idView, itemsOf, pageOf } from "../http/schemas";
 import {
   alertsQuerySchema,
@@ -15,7 +15,7 @@ import {
 export function alertingRoutes(deps: ApiDeps): ApiRoute[] {
   const channel = { tag: "alerts", scope: "team" } as const;
   return [
-    {
+    defineRoute({
       ...channel,
       method: "post",
       path: "/v1/alert-channels",
@@ -25,9 +25,9 @@ export function alertingRoutes(deps: ApiDeps): ApiRoute[] {
       body: alertChannelInputSchema,
       ok: { status: 201, description: "created", schema: idView, names: "id" },
       audit: "alert-channel.create",
-      handle: ({ req, team }) => createAlertChannel(deps, team, req.body),
-    },
-    {
+      handle: ({ team, body }) => createAlertChannel(deps, team, body),
+    }),
+    defineRoute({
       ...channel,
       method: "get",
       path: "/v1/alert-channels",
@@ -36,8 +36,8 @@ export function alertingRoutes(deps: ApiDeps): ApiRoute[] {
       role: "viewer",
       ok: { status: 200, description: "channels", schema: itemsOf(idView) },
       handle: async ({ team }) => ({ items: await listAlertChannels(deps, team) }),
-    },
-    {
+    }),
+    defineRoute({
       ...channel,
       method: "get",
       path: "/v1/alert-channels/{id}",
@@ -46,8 +46,8 @@ export function alertingRoutes(deps: ApiDeps): ApiRoute[] {
       role: "viewer",
       ok: { status: 200, description: "the channel", schema: idView },
       handle: ({ team, params }) => getAlertChannel(deps, team, params.id!),
-    },
-    {
+    }),
+    defineRoute({
       ...channel,
       method: "put",
       path: "/v1/alert-channels/{id}",
@@ -57,9 +57,9 @@ export function alertingRoutes(deps: ApiDeps): ApiRoute[] {
       body: alertChannelInputSchema,
       ok: { status: 200, description: "the channel", schema: idView },
       audit: "alert-channel.update",
-      handle: ({ req, team, params }) => updateAlertChannel(deps, team, params.id!, req.body),
-    },
-    {
+      handle: ({ team, params, body }) => updateAlertChannel(deps, team, params.id!, body),
+    }),
+    defineRoute({
       ...channel,
       method: "delete",
       path: "/v1/alert-channels/{id}",
@@ -72,8 +72,8 @@ export function alertingRoutes(deps: ApiDeps): ApiRoute[] {
         await deleteAlertChannel(deps, team, params.id!);
         return null;
       },
-    },
-    {
+    }),
+    defineRoute({
       ...channel,
       method: "get",
       path: "/v1/alerts",
@@ -82,7 +82,7 @@ export function alertingRoutes(deps: ApiDeps): ApiRoute[] {
       role: "viewer",
       query: alertsQuerySchema,
       ok: { status: 200, description: "deliveries", schema: pageOf(idView) },
-      handle: ({ req, team }) => listAlertDeliveries(deps, team, req.query),
-    },
+      handle: ({ team, query }) => listAlertDeliveries(deps, team, query),
+    }),
   ];
 }

@@ -2,7 +2,7 @@ import { addNodeSchema, clusterSharingSchema, clusterSpecSchema, hostKeySchema }
 import { z } from "zod";
 import type { ApiDeps } from "../context";
 import type { Principal } from "../http/auth";
-import type { ApiRoute } from "../http/route-table";
+import { type ApiRoute, defineRoute } from "../http/route-table";
 import { clusterViewSchema, itemsOf, objectWith } from "../http/schemas";
 import {
   acknowledgeGpus,
@@ -24,7 +24,7 @@ const actorName = (p: Principal) => `${p.keyName} (${p.keyId})`;
 
 export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
   return [
-    {
+    defineRoute({
       method: "post",
       path: "/v1/clusters",
       operationId: "registerCluster",
@@ -35,9 +35,9 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       body: clusterSpecSchema,
       ok: { status: 201, description: "registered", schema: clusterViewSchema, names: "id" },
       audit: "cluster.register",
-      handle: ({ req, team }) => registerCluster(deps, team, req.body),
-    },
-    {
+      handle: ({ team, body }) => registerCluster(deps, team, body),
+    }),
+    defineRoute({
       method: "get",
       path: "/v1/clusters",
       operationId: "listClusters",
@@ -47,8 +47,8 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       scope: "team",
       ok: { status: 200, description: "clusters", schema: itemsOf(clusterViewSchema) },
       handle: async ({ team }) => ({ items: await listClusters(deps, team) }),
-    },
-    {
+    }),
+    defineRoute({
       method: "get",
       path: "/v1/clusters/{id}",
       operationId: "getCluster",
@@ -58,8 +58,8 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       scope: "team",
       ok: { status: 200, description: "the cluster", schema: clusterViewSchema },
       handle: ({ team, params }) => getCluster(deps, team, params.id!),
-    },
-    {
+    }),
+    defineRoute({
       method: "post",
       path: "/v1/clusters/{id}/check",
       operationId: "checkCluster",
@@ -70,8 +70,8 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       ok: { status: 200, description: "per-node report", schema: objectWith({ nodes: z.array(z.unknown()) }) },
       audit: "cluster.check",
       handle: ({ team, params }) => checkCluster(deps, team, params.id!),
-    },
-    {
+    }),
+    defineRoute({
       method: "post",
       path: "/v1/clusters/{id}/nodes",
       operationId: "addClusterNode",
@@ -82,9 +82,9 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       body: addNodeSchema,
       ok: { status: 201, description: "the cluster", schema: clusterViewSchema },
       audit: "cluster.node-add",
-      handle: ({ req, team, params }) => addClusterNode(deps, team, params.id!, req.body),
-    },
-    {
+      handle: ({ team, params, body }) => addClusterNode(deps, team, params.id!, body),
+    }),
+    defineRoute({
       method: "delete",
       path: "/v1/clusters/{id}/nodes/{node}",
       operationId: "removeClusterNode",
@@ -95,8 +95,8 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       ok: { status: 200, description: "the cluster", schema: clusterViewSchema },
       audit: "cluster.node-remove",
       handle: ({ team, params }) => removeClusterNode(deps, team, params.id!, params.node!),
-    },
-    {
+    }),
+    defineRoute({
       method: "put",
       path: "/v1/clusters/{id}/nodes/{node}/host-key",
       operationId: "repinHostKey",
@@ -107,9 +107,9 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       body: hostKeySchema,
       ok: { status: 200, description: "the cluster and the replaced fingerprint", schema: clusterViewSchema },
       audit: "cluster.repin",
-      handle: ({ req, team, params }) => repinHostKey(deps, team, params.id!, params.node!, req.body),
-    },
-    {
+      handle: ({ team, params, body }) => repinHostKey(deps, team, params.id!, params.node!, body),
+    }),
+    defineRoute({
       method: "post",
       path: "/v1/clusters/{id}/nodes/{node}/acknowledge-gpus",
       operationId: "acknowledgeNodeGpus",
@@ -120,8 +120,8 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       ok: { status: 200, description: "the cluster", schema: clusterViewSchema },
       audit: "cluster.acknowledge-gpus",
       handle: ({ team, params, principal }) => acknowledgeGpus(deps, team, params.id!, params.node!, actorName(principal)),
-    },
-    {
+    }),
+    defineRoute({
       method: "post",
       path: "/v1/clusters/{id}/nodes/{node}/cordon",
       operationId: "cordonNode",
@@ -132,10 +132,10 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       body: cordonBodySchema,
       ok: { status: 200, description: "the cluster", schema: clusterViewSchema },
       audit: "cluster.cordon",
-      handle: ({ req, team, params, principal }) =>
-        cordonNode(deps, team, params.id!, params.node!, req.body, actorName(principal), false),
-    },
-    {
+      handle: ({ team, params, principal, body }) =>
+        cordonNode(deps, team, params.id!, params.node!, body, actorName(principal), false),
+    }),
+    defineRoute({
       method: "post",
       path: "/v1/clusters/{id}/nodes/{node}/drain",
       operationId: "drainNode",
@@ -146,10 +146,10 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       body: cordonBodySchema,
       ok: { status: 200, description: "the cluster and the ids of the jobs moved", schema: clusterViewSchema },
       audit: "cluster.drain",
-      handle: ({ req, team, params, principal }) =>
-        cordonNode(deps, team, params.id!, params.node!, req.body, actorName(principal), true),
-    },
-    {
+      handle: ({ team, params, principal, body }) =>
+        cordonNode(deps, team, params.id!, params.node!, body, actorName(principal), true),
+    }),
+    defineRoute({
       method: "post",
       path: "/v1/clusters/{id}/nodes/{node}/uncordon",
       operationId: "uncordonNode",
@@ -160,8 +160,8 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       ok: { status: 200, description: "the cluster", schema: clusterViewSchema },
       audit: "cluster.uncordon",
       handle: ({ team, params }) => uncordonNode(deps, team, params.id!, params.node!),
-    },
-    {
+    }),
+    defineRoute({
       method: "put",
       path: "/v1/clusters/{id}/sharing",
       operationId: "shareCluster",
@@ -172,7 +172,7 @@ export function clusterRoutes(deps: ApiDeps): ApiRoute[] {
       body: clusterSharingSchema,
       ok: { status: 200, description: "the cluster", schema: clusterViewSchema },
       audit: "cluster.share",
-      handle: ({ req, team, params }) => shareCluster(deps, team, params.id!, req.body),
-    },
+      handle: ({ team, params, body }) => shareCluster(deps, team, params.id!, body),
+    }),
   ];
 }

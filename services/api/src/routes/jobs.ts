@@ -2,7 +2,7 @@ import { jobSpecSchema } from "@trainyard/common";
 import { z } from "zod";
 import type { ApiDeps } from "../context";
 import { parseIdempotencyKey } from "../http/idempotency";
-import type { ApiRoute } from "../http/route-table";
+import { type ApiRoute, defineRoute } from "../http/route-table";
 import { cursorPageOf, idView, itemsOf, jobDetailSchema, jobRefSchema, jobViewSchema, objectWith } from "../http/schemas";
 import { deleteCheckpoint, latestCheckpoint, listCheckpoints } from "../usecases/checkpoints";
 import { cancelJob, dryRunJob, getJob, listJobs, listJobsQuerySchema, submitJob } from "../usecases/jobs";
@@ -12,7 +12,7 @@ import { streamLogs } from "./sse";
 
 export function jobRoutes(deps: ApiDeps): ApiRoute[] {
   return [
-    {
+    defineRoute({
       method: "post",
       path: "/v1/jobs",
       operationId: "submitJob",
@@ -29,14 +29,14 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
         names: "id",
       },
       audit: "job.submit",
-      async handle({ req, res, team }) {
+      async handle({ req, res, team, body }) {
         const key = parseIdempotencyKey(req.headers["idempotency-key"]);
-        const result = await submitJob(deps, team, req.body, key);
+        const result = await submitJob(deps, team, body, key);
         if (!result.created) res.locals.replyStatus = 200;
         return { id: result.id, status: result.status };
       },
-    },
-    {
+    }),
+    defineRoute({
       method: "post",
       path: "/v1/jobs/dry-run",
       operationId: "dryRunJob",
@@ -46,9 +46,9 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
       scope: "team",
       body: jobSpecSchema,
       ok: { status: 200, description: "the plan", schema: objectWith({ valid: z.literal(true), nodes: z.array(z.unknown()) }) },
-      handle: ({ req, team }) => dryRunJob(deps, team, req.body),
-    },
-    {
+      handle: ({ team, body }) => dryRunJob(deps, team, body),
+    }),
+    defineRoute({
       method: "get",
       path: "/v1/jobs",
       operationId: "listJobs",
@@ -58,9 +58,9 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
       scope: "team",
       query: listJobsQuerySchema,
       ok: { status: 200, description: "a page of jobs", schema: cursorPageOf(jobViewSchema) },
-      handle: ({ req, team }) => listJobs(deps, team, req.query),
-    },
-    {
+      handle: ({ team, query }) => listJobs(deps, team, query),
+    }),
+    defineRoute({
       method: "get",
       path: "/v1/jobs/{id}",
       operationId: "getJob",
@@ -70,8 +70,8 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
       scope: "team",
       ok: { status: 200, description: "the job (a waiting one with queuePosition and waitingReason)", schema: jobDetailSchema },
       handle: ({ team, params }) => getJob(deps, team, params.id!),
-    },
-    {
+    }),
+    defineRoute({
       method: "post",
       path: "/v1/jobs/{id}/cancel",
       operationId: "cancelJob",
@@ -82,8 +82,8 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
       ok: { status: 202, description: "cancellation under way", schema: jobViewSchema },
       audit: "job.cancel",
       handle: ({ team, params }) => cancelJob(deps, team, params.id!),
-    },
-    {
+    }),
+    defineRoute({
       method: "get",
       path: "/v1/jobs/{id}/logs",
       operationId: "getJobLogs",
@@ -93,8 +93,7 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
       scope: "team",
       query: logsQuerySchema,
       ok: { status: 200, description: "log bytes (text/plain) or an event stream", contentType: "text/plain" },
-      async handle({ req, res, team, params }) {
-        const q = logsQuerySchema.parse(req.query);
+      async handle({ req, res, team, params, query: q }) {
         if (q.follow) {
           const target = await resolveLogTarget(deps, team, params.id!, q.node);
           await streamLogs(deps, req, res, target, q.from, q.maxBytes);
@@ -113,8 +112,8 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
           .send(chunk.data);
         return undefined;
       },
-    },
-    {
+    }),
+    defineRoute({
       method: "get",
       path: "/v1/jobs/{id}/metrics",
       operationId: "getJobMetrics",
@@ -128,9 +127,9 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
         description: "samples and each node's latest",
         schema: objectWith({ items: z.array(z.unknown()), latest: z.record(z.string(), z.unknown()) }),
       },
-      handle: ({ req, team, params }) => jobMetrics(deps, team, params.id!, req.query),
-    },
-    {
+      handle: ({ team, params, query }) => jobMetrics(deps, team, params.id!, query),
+    }),
+    defineRoute({
       method: "get",
       path: "/v1/jobs/{id}/checkpoints",
       operationId: "listCheckpoints",
@@ -140,8 +139,8 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
       scope: "team",
       ok: { status: 200, description: "checkpoints", schema: itemsOf(idView) },
       handle: ({ team, params }) => listCheckpoints(deps, team, params.id!),
-    },
-    {
+    }),
+    defineRoute({
       method: "get",
       path: "/v1/jobs/{id}/checkpoints/latest",
       operationId: "latestCheckpoint",
@@ -151,8 +150,8 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
       scope: "team",
       ok: { status: 200, description: "the checkpoint", schema: idView },
       handle: ({ team, params }) => latestCheckpoint(deps, team, params.id!),
-    },
-    {
+    }),
+    defineRoute({
       method: "delete",
       path: "/v1/jobs/{id}/checkpoints/{cid}",
       operationId: "deleteCheckpoint",
@@ -166,6 +165,6 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
         await deleteCheckpoint(deps, team, params.id!, params.cid!);
         return null;
       },
-    },
+    }),
   ];
 }

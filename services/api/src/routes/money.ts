@@ -1,7 +1,7 @@
 import { budgetInputSchema, rateCardInputSchema } from "@trainyard/common";
 import { z } from "zod";
 import type { ApiDeps } from "../context";
-import type { ApiRoute } from "../http/route-table";
+import { type ApiRoute, defineRoute } from "../http/route-table";
 import { idView, itemsOf, objectWith } from "../http/schemas";
 import { createBudget, deleteBudget, getBudget, listBudgets, updateBudget } from "../usecases/budgets";
 import { costReport, costsQuerySchema } from "../usecases/costs";
@@ -10,7 +10,7 @@ import { getPricing, putPricing } from "../usecases/pricing";
 export function moneyRoutes(deps: ApiDeps): ApiRoute[] {
   const budget = { tag: "budgets", scope: "team" } as const;
   return [
-    {
+    defineRoute({
       method: "get",
       path: "/v1/pricing",
       operationId: "getPricing",
@@ -20,8 +20,8 @@ export function moneyRoutes(deps: ApiDeps): ApiRoute[] {
       scope: "platform",
       ok: { status: 200, description: "rate cards", schema: objectWith({ versions: z.array(z.unknown()) }) },
       handle: () => getPricing(deps),
-    },
-    {
+    }),
+    defineRoute({
       method: "put",
       path: "/v1/pricing",
       operationId: "putPricing",
@@ -32,9 +32,9 @@ export function moneyRoutes(deps: ApiDeps): ApiRoute[] {
       body: rateCardInputSchema,
       ok: { status: 200, description: "the new version", schema: idView },
       audit: "pricing.update",
-      handle: ({ req, team }) => putPricing(deps, team, req.body),
-    },
-    {
+      handle: ({ team, body }) => putPricing(deps, team, body),
+    }),
+    defineRoute({
       method: "get",
       path: "/v1/costs",
       operationId: "costReport",
@@ -44,9 +44,9 @@ export function moneyRoutes(deps: ApiDeps): ApiRoute[] {
       scope: "team",
       query: costsQuerySchema,
       ok: { status: 200, description: "cost groups", schema: objectWith({ totalUsd: z.number(), items: z.array(z.unknown()) }) },
-      handle: ({ req, team }) => costReport(deps, team, req.query),
-    },
-    {
+      handle: ({ team, query }) => costReport(deps, team, query),
+    }),
+    defineRoute({
       ...budget,
       method: "post",
       path: "/v1/budgets",
@@ -56,9 +56,9 @@ export function moneyRoutes(deps: ApiDeps): ApiRoute[] {
       body: budgetInputSchema,
       ok: { status: 201, description: "created", schema: idView, names: "id" },
       audit: "budget.create",
-      handle: ({ req, team }) => createBudget(deps, team, req.body),
-    },
-    {
+      handle: ({ team, body }) => createBudget(deps, team, body),
+    }),
+    defineRoute({
       ...budget,
       method: "get",
       path: "/v1/budgets",
@@ -67,8 +67,8 @@ export function moneyRoutes(deps: ApiDeps): ApiRoute[] {
       role: "viewer",
       ok: { status: 200, description: "budgets", schema: itemsOf(idView) },
       handle: async ({ team }) => ({ items: await listBudgets(deps, team) }),
-    },
-    {
+    }),
+    defineRoute({
       ...budget,
       method: "get",
       path: "/v1/budgets/{id}",
@@ -77,8 +77,8 @@ export function moneyRoutes(deps: ApiDeps): ApiRoute[] {
       role: "viewer",
       ok: { status: 200, description: "the budget", schema: idView },
       handle: ({ team, params }) => getBudget(deps, team, params.id!),
-    },
-    {
+    }),
+    defineRoute({
       ...budget,
       method: "put",
       path: "/v1/budgets/{id}",
@@ -88,9 +88,9 @@ export function moneyRoutes(deps: ApiDeps): ApiRoute[] {
       body: budgetInputSchema,
       ok: { status: 200, description: "the budget", schema: idView },
       audit: "budget.update",
-      handle: ({ req, team, params }) => updateBudget(deps, team, params.id!, req.body),
-    },
-    {
+      handle: ({ team, params, body }) => updateBudget(deps, team, params.id!, body),
+    }),
+    defineRoute({
       ...budget,
       method: "delete",
       path: "/v1/budgets/{id}",
@@ -103,6 +103,6 @@ export function moneyRoutes(deps: ApiDeps): ApiRoute[] {
         await deleteBudget(deps, team, params.id!);
         return null;
       },
-    },
+    }),
   ];
 }

@@ -1,5 +1,5 @@
 import type { ApiDeps } from "../context";
-import type { ApiRoute } from "../http/route-table";
+import { type ApiRoute, defineRoute } from "../http/route-table";
 import { itemsOf, namedView } from "../http/schemas";
 import {
   deleteStorageCredentials,
@@ -10,7 +10,7 @@ import {
 
 export function storageRoutes(deps: ApiDeps): ApiRoute[] {
   return [
-    {
+    defineRoute({
       method: "post",
       path: "/v1/storage-credentials",
       operationId: "registerStorageCredentials",
@@ -21,9 +21,9 @@ export function storageRoutes(deps: ApiDeps): ApiRoute[] {
       body: storageCredentialBodySchema,
       ok: { status: 201, description: "stored", schema: namedView, names: "name" },
       audit: "storage-credential.create",
-      handle: ({ req, team }) => registerStorageCredentials(deps, team, req.body),
-    },
-    {
+      handle: ({ team, body }) => registerStorageCredentials(deps, team, body),
+    }),
+    defineRoute({
       method: "get",
       path: "/v1/storage-credentials",
       operationId: "listStorageCredentials",
@@ -33,8 +33,8 @@ export function storageRoutes(deps: ApiDeps): ApiRoute[] {
       scope: "team",
       ok: { status: 200, description: "credentials", schema: itemsOf(namedView) },
       handle: ({ team }) => listStorageCredentials(deps, team),
-    },
-    {
+    }),
+    defineRoute({
       method: "delete",
       path: "/v1/storage-credentials/{name}",
       operationId: "deleteStorageCredentials",
@@ -48,6 +48,6 @@ export function storageRoutes(deps: ApiDeps): ApiRoute[] {
         await deleteStorageCredentials(deps, team, params.name!);
         return null;
       },
-    },
+    }),
   ];
 }

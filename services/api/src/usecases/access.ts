@@ -2,16 +2,16 @@ import {
   type ApiKeyView,
   AUDIT_ACTIONS,
   type AuditEventView,
-  apiKeyInputSchema,
+  type apiKeyInputSchema,
   generateApiKey,
   notFound,
   OPERATOR_ROLE,
-  quotaSchema,
+  type quotaSchema,
   type Role,
   roleAllows,
   type TeamView,
-  teamDefaultPrioritySchema,
-  teamInputSchema,
+  type teamDefaultPrioritySchema,
+  type teamInputSchema,
   UserError,
 } from "@trainyard/common";
 import { requestSchedulingPass } from "@trainyard/core";
@@ -20,8 +20,7 @@ import { z } from "zod";
 import type { ApiDeps } from "../context";
 import type { Principal } from "../http/auth";
 
-export async function createTeam(deps: ApiDeps, body: unknown): Promise<TeamView> {
-  const input = teamInputSchema.parse(body);
+export async function createTeam(deps: ApiDeps, input: z.output<typeof teamInputSchema>): Promise<TeamView> {
   const team = teamView(await deps.repos.teams.create(input.name, input.quota));
   deps.logger.info({ team: team.name }, "team created");
   return team;
@@ -36,16 +35,19 @@ export async function getTeam(deps: ApiDeps, name: string): Promise<TeamView> {
 }
 
 /** Set a team's quota; a pass is requested on every cluster the team has queued jobs on, as a raise may admit them. */
-export async function setTeamQuota(deps: ApiDeps, name: string, body: unknown): Promise<TeamView> {
-  const team = teamView(await deps.repos.teams.setQuota(name, quotaSchema.parse(body)));
+export async function setTeamQuota(deps: ApiDeps, name: string, body: z.output<typeof quotaSchema>): Promise<TeamView> {
+  const team = teamView(await deps.repos.teams.setQuota(name, body));
   const clusters = new Set((await deps.repos.jobs.listByTeam(name, ["QUEUED"])).map((j) => j.clusterId.toString()));
   for (const id of clusters) await requestSchedulingPass(deps.bus, id).catch(() => undefined);
   return team;
 }
 
 /** Set or remove (null) the priority of the team's jobs submitted without one; queued jobs keep theirs. */
-export async function setTeamDefaultPriority(deps: ApiDeps, name: string, body: unknown): Promise<TeamView> {
-  const { priority } = teamDefaultPrioritySchema.parse(body);
+export async function setTeamDefaultPriority(
+  deps: ApiDeps,
+  name: string,
+  { priority }: z.output<typeof teamDefaultPrioritySchema>,
+): Promise<TeamView> {
   const team = teamView(await deps.repos.teams.setDefaultPriority(name, priority));
   deps.logger.info({ team: name, defaultPriority: priority }, "team default priority set");
   return team;
@@ -67,8 +69,12 @@ function assertRoleWithin(by: Principal, role: Role, verb: "issue" | "revoke"): 
  * Issue a key for a team; only its SHA-256 is stored, the key itself is returned once. Never a
  * role above the issuer's; operator keys only in the platform team, so no other team can hold one.
  */
-export async function issueApiKey(deps: ApiDeps, by: Principal, team: string, body: unknown): Promise<IssuedApiKey> {
-  const input = apiKeyInputSchema.parse(body);
+export async function issueApiKey(
+  deps: ApiDeps,
+  by: Principal,
+  team: string,
+  input: z.output<typeof apiKeyInputSchema>,
+): Promise<IssuedApiKey> {
   assertRoleWithin(by, input.role, "issue");
   await deps.repos.teams.get(team);
   if (input.role === OPERATOR_ROLE && team !== deps.platformTeam) {
@@ -114,8 +120,11 @@ export const auditQuerySchema = z
  * The audit log, newest first; page with `before` = the last event's `at`. Operators read every
  * team's events (or one team's with `team`); a team's admins read their own team's only.
  */
-export async function listAuditEvents(deps: ApiDeps, by: Principal, query: unknown): Promise<{ items: AuditEventView[] }> {
-  const q = auditQuerySchema.parse(query);
+export async function listAuditEvents(
+  deps: ApiDeps,
+  by: Principal,
+  q: z.output<typeof auditQuerySchema>,
+): Promise<{ items: AuditEventView[] }> {
   let team = q.team;
   if (by.role !== OPERATOR_ROLE) {
     // Another team's name is answered as if it did not exist, as everywhere else.

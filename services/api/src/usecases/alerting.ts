@@ -4,7 +4,7 @@ import {
   type AlertChannelSpec,
   type AlertChannelView,
   type AlertDeliveryView,
-  alertChannelInputSchema,
+  type alertChannelInputSchema,
   badRequest,
   checkOutboundUrl,
   DELIVERY_STATES,
@@ -31,9 +31,8 @@ async function checkChannelUrl(deps: ApiDeps, spec: AlertChannelSpec): Promise<v
 export async function createAlertChannel(
   deps: ApiDeps,
   team: string,
-  body: unknown,
+  spec: z.output<typeof alertChannelInputSchema>,
 ): Promise<AlertChannelView & { secret?: string }> {
-  const spec = alertChannelInputSchema.parse(body);
   await checkChannelUrl(deps, spec);
   const generated = spec.type === "webhook" && spec.secret === undefined ? newWebhookSecret() : undefined;
   const doc = await deps.repos.alerts.createChannel(
@@ -53,8 +52,12 @@ export async function getAlertChannel(deps: ApiDeps, team: string, id: string): 
 }
 
 /** Replace a channel's settings; a webhook keeps its secret unless a new `secret` is given. */
-export async function updateAlertChannel(deps: ApiDeps, team: string, id: string, body: unknown): Promise<AlertChannelView> {
-  const spec = alertChannelInputSchema.parse(body);
+export async function updateAlertChannel(
+  deps: ApiDeps,
+  team: string,
+  id: string,
+  spec: z.output<typeof alertChannelInputSchema>,
+): Promise<AlertChannelView> {
   await checkChannelUrl(deps, spec);
   return alertChannelView(await deps.repos.alerts.replaceChannel(team, id, spec));
 }
@@ -84,9 +87,8 @@ export const alertsQuerySchema = z
 export async function listAlertDeliveries(
   deps: ApiDeps,
   team: string,
-  query: unknown,
+  q: z.output<typeof alertsQuerySchema>,
 ): Promise<{ items: AlertDeliveryView[]; total: number; limit: number; offset: number }> {
-  const q = alertsQuerySchema.parse(query);
   const { items, total } = await deps.repos.alerts.listDeliveries(team, {
     limit: q.limit,
     offset: q.offset,

@@ -1,6 +1,10 @@
-import { type BudgetView, badRequest, budgetInputSchema, budgetPeriodAt, roundUsd, UserError } from "@trainyard/common";
+import { type BudgetView, badRequest, type budgetInputSchema, budgetPeriodAt, roundUsd, UserError } from "@trainyard/common";
 import { PricingContext, scopeSpend } from "@trainyard/core";
 import { type BudgetDoc, budgetView, type SpendScope } from "@trainyard/db";
+import type { z } from "zod";
+
+type BudgetInput = z.output<typeof budgetInputSchema>;
+
 import type { ApiDeps } from "../context";
 
 function scopeOf(b: BudgetDoc): SpendScope {
@@ -28,8 +32,7 @@ async function withCurrent(deps: ApiDeps, pricing: PricingContext, b: BudgetDoc,
   };
 }
 
-async function parseBudget(deps: ApiDeps, team: string, body: unknown) {
-  const spec = budgetInputSchema.parse(body);
+async function parseBudget(deps: ApiDeps, team: string, spec: BudgetInput) {
   if (spec.scope.type === "job") {
     try {
       await deps.repos.jobs.getForTeam(team, spec.scope.jobId);
@@ -41,7 +44,7 @@ async function parseBudget(deps: ApiDeps, team: string, body: unknown) {
   return spec;
 }
 
-export async function createBudget(deps: ApiDeps, team: string, body: unknown): Promise<BudgetView> {
+export async function createBudget(deps: ApiDeps, team: string, body: BudgetInput): Promise<BudgetView> {
   const doc = await deps.repos.budgets.create(team, await parseBudget(deps, team, body));
   deps.logger.info({ budgetId: doc._id.toString(), name: doc.name }, "budget created");
   return withCurrent(deps, await PricingContext.load(deps.repos), doc);
@@ -57,7 +60,7 @@ export async function getBudget(deps: ApiDeps, team: string, id: string): Promis
 }
 
 /** Replace a budget's settings (its thresholds alert afresh under the new revision). */
-export async function updateBudget(deps: ApiDeps, team: string, id: string, body: unknown): Promise<BudgetView> {
+export async function updateBudget(deps: ApiDeps, team: string, id: string, body: BudgetInput): Promise<BudgetView> {
   await deps.repos.budgets.getForTeam(team, id);
   const doc = await deps.repos.budgets.update(team, id, await parseBudget(deps, team, body));
   return withCurrent(deps, await PricingContext.load(deps.repos), doc);

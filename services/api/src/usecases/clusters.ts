@@ -1,10 +1,10 @@
 import {
-  addNodeSchema,
+  type addNodeSchema,
   badRequest,
   type ClusterView,
-  clusterSharingSchema,
-  clusterSpecSchema,
-  hostKeySchema,
+  type clusterSharingSchema,
+  type clusterSpecSchema,
+  type hostKeySchema,
   type NodeGpuCheck,
   placementBlock,
   type QueuePayload,
@@ -19,8 +19,11 @@ import type { ApiDeps } from "../context";
  * Register a cluster: the SSH key is sealed into the credential store first, the cluster then
  * refers to it by id. Neither the key nor the passphrase is ever returned or logged.
  */
-export async function registerCluster(deps: ApiDeps, team: string, body: unknown): Promise<ClusterView> {
-  const spec = clusterSpecSchema.parse(body);
+export async function registerCluster(
+  deps: ApiDeps,
+  team: string,
+  spec: z.output<typeof clusterSpecSchema>,
+): Promise<ClusterView> {
   await assertTeamsExist(deps, spec.sharedWith);
   spec.sharedWith = [...new Set(spec.sharedWith.filter((t) => t !== team))].sort();
   const { privateKey, passphrase } = spec.ssh;
@@ -48,8 +51,12 @@ export async function getCluster(deps: ApiDeps, team: string, idOrName: string):
 }
 
 /** Replace whom an owned cluster is shared with; every named team must exist. */
-export async function shareCluster(deps: ApiDeps, team: string, idOrName: string, body: unknown): Promise<ClusterView> {
-  const { teams } = clusterSharingSchema.parse(body);
+export async function shareCluster(
+  deps: ApiDeps,
+  team: string,
+  idOrName: string,
+  { teams }: z.output<typeof clusterSharingSchema>,
+): Promise<ClusterView> {
   const cluster = await deps.repos.clusters.getOwned(team, idOrName);
   await assertTeamsExist(deps, teams);
   const wanted = [...new Set(teams.filter((t) => t !== team))].sort();
@@ -221,11 +228,10 @@ export async function cordonNode(
   team: string,
   idOrName: string,
   node: string,
-  body: unknown,
+  { reason }: z.output<typeof cordonBodySchema>,
   by: string,
   drain: boolean,
 ): Promise<ClusterView & { movedJobs?: string[] }> {
-  const { reason } = cordonBodySchema.parse(body ?? {});
   const cluster = await deps.repos.clusters.getOwned(team, idOrName);
   const at = new Date();
   const updated = await deps.repos.clusters.setCordon(cluster._id, node, {
@@ -261,10 +267,14 @@ export async function uncordonNode(deps: ApiDeps, team: string, idOrName: string
 }
 
 /** Add a node to an owned cluster (pinned with `hostKey`, or on the next check when trusting on first use). */
-export async function addClusterNode(deps: ApiDeps, team: string, idOrName: string, body: unknown): Promise<ClusterView> {
+export async function addClusterNode(
+  deps: ApiDeps,
+  team: string,
+  idOrName: string,
+  { hostKey, ...node }: z.output<typeof addNodeSchema>,
+): Promise<ClusterView> {
   // Another team's cluster is a 404 whatever the body says.
   const cluster = await deps.repos.clusters.getOwned(team, idOrName);
-  const { hostKey, ...node } = addNodeSchema.parse(body);
   const updated = await deps.repos.clusters.addNode(cluster._id, node, hostKey);
   deps.logger.info({ cluster: cluster.name, node: node.name }, "node added");
   await requestSchedulingPass(deps.bus, cluster._id);
@@ -285,10 +295,9 @@ export async function repinHostKey(
   team: string,
   idOrName: string,
   node: string,
-  body: unknown,
+  { fingerprint }: z.output<typeof hostKeySchema>,
 ): Promise<ClusterView & { previousFingerprint?: string }> {
   const cluster = await deps.repos.clusters.getOwned(team, idOrName);
-  const { fingerprint } = hostKeySchema.parse(body);
   const { cluster: updated, previous } = await deps.repos.clusters.repinHostKey(cluster._id, node, fingerprint);
   deps.logger.warn({ cluster: cluster.name, node, previous, fingerprint }, "host key re-pinned");
   return { ...clusterView(updated, team), ...(previous ? { previousFingerprint: previous } : {}) };

@@ -20,8 +20,7 @@ export const costsQuerySchema = z
  * recorded attempts priced with the stored rate card versions. An attempt that is still running
  * counts up to the job's last pricing by the cost service (`cost.updatedAt`).
  */
-export async function costReport(deps: ApiDeps, team: string, query: unknown): Promise<CostReport> {
-  const q = costsQuerySchema.parse(query);
+export async function costReport(deps: ApiDeps, team: string, q: z.output<typeof costsQuerySchema>): Promise<CostReport> {
   const now = new Date();
   const to = q.to ? new Date(q.to) : now;
   const from = q.from ? new Date(q.from) : monthStart(now);

@@ -6,7 +6,7 @@ import {
   type JobSpec,
   type JobStatus,
   type JobView,
-  jobSpecSchema,
+  type jobSpecSchema,
   NOT_STARTED_STATUSES,
   nameSchema,
   TERMINAL_STATUSES,
@@ -36,9 +36,12 @@ async function resolveCluster(deps: ApiDeps, team: string, name: string): Promis
   }
 }
 
-/** Parse the spec and check it against the cluster's shape; every reason it can never run is a 400. */
-async function validateJob(deps: ApiDeps, team: string, body: unknown): Promise<{ spec: JobSpec; cluster: ClusterDoc }> {
-  const spec = jobSpecSchema.parse(body);
+/** Check the parsed spec against the cluster's shape; every reason it can never run is a 400. */
+async function validateJob(
+  deps: ApiDeps,
+  team: string,
+  spec: z.output<typeof jobSpecSchema>,
+): Promise<{ spec: JobSpec; cluster: ClusterDoc }> {
   const cluster = await resolveCluster(deps, team, spec.cluster);
   const issues = validateTopology(spec, { nodes: cluster.nodes as ClusterSpec["nodes"], ports: cluster.ports });
   if (issues.length) throw badRequest(issues.map((i) => i.message).join("; "), issues);
@@ -80,12 +83,12 @@ export interface SubmitResult {
  * `launch` message. With an Idempotency-Key, a repeat returns the first job; the same key with a
  * different spec is a 409.
  */
-export async function submitJob(deps: ApiDeps, team: string, body: unknown, idempotencyKey?: string): Promise<SubmitResult> {
+export async function submitJob(deps: ApiDeps, team: string, input: JobSpec, idempotencyKey?: string): Promise<SubmitResult> {
   // A job without a priority gets its team's default; the stored spec shows the one it got.
   const { spec, cluster } = await validateJob(
     deps,
     team,
-    withDefaultPriority(body, await deps.repos.teams.defaultPriorityOf(team)),
+    withDefaultPriority(input, await deps.repos.teams.defaultPriorityOf(team)),
   );
   // A team or project whose `stop` budget is exhausted takes no new jobs (402 naming the budget).
   await assertBudgetAllowsNewJob(deps, team, spec.project);
@@ -132,8 +135,8 @@ export interface DryRunResult {
 }
 
 /** Validate a job and show the launch plan it would get on an idle cluster. Runs nothing anywhere. */
-export async function dryRunJob(deps: ApiDeps, team: string, body: unknown): Promise<DryRunResult> {
-  const { spec, cluster } = await validateJob(deps, team, body);
+export async function dryRunJob(deps: ApiDeps, team: string, input: JobSpec): Promise<DryRunResult> {
+  const { spec, cluster } = await validateJob(deps, team, input);
   const { nodes: wanted, gpusPerNode } = spec.resources;
   const chosen = cluster.nodes.filter((n) => n.gpus >= gpusPerNode).slice(0, wanted);
   if (chosen.length < wanted) throw badRequest(`cluster '${cluster.name}' has too few nodes with ${gpusPerNode} GPUs`);
@@ -211,9 +214,8 @@ export function decodeJobsCursor(cursor: string): JobsPageKey | undefined {
 export async function listJobs(
   deps: ApiDeps,
   team: string,
-  query: unknown,
+  q: z.output<typeof listJobsQuerySchema>,
 ): Promise<{ items: JobView[]; limit: number; nextCursor?: string }> {
-  const q = listJobsQuerySchema.parse(query);
   const after = q.cursor ? decodeJobsCursor(q.cursor) : undefined;
   const { items, next } = await deps.repos.jobs.list(team, {
     limit: q.limit,

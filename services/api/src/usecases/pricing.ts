@@ -1,4 +1,5 @@
-import { badRequest, type RateCard, rateCardInputSchema, sortRateCards, UserError } from "@trainyard/common";
+import { badRequest, type RateCard, type rateCardInputSchema, sortRateCards, UserError } from "@trainyard/common";
+import type { z } from "zod";
 import type { ApiDeps } from "../context";
 
 export interface RateCardView {
@@ -42,8 +43,7 @@ export async function getPricing(
  * Put a new rate card in force from `effectiveFrom` (default now). It is a complete card, not a
  * patch; usage before `effectiveFrom` keeps the prices of the card it ran under.
  */
-export async function putPricing(deps: ApiDeps, team: string, body: unknown): Promise<RateCardView> {
-  const spec = rateCardInputSchema.parse(body);
+export async function putPricing(deps: ApiDeps, team: string, spec: z.output<typeof rateCardInputSchema>): Promise<RateCardView> {
   const nodes: RateCard["nodes"] = [];
   for (const o of spec.nodes) {
     let cluster: Awaited<ReturnType<typeof deps.repos.clusters.getForTeam>>;

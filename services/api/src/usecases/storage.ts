@@ -23,8 +23,11 @@ const view = (d: StorageCredentialDoc): StorageCredentialView => ({
 });
 
 /** Register object-store credentials for checkpoint copies; the secret parts are sealed and never returned. */
-export async function registerStorageCredentials(deps: ApiDeps, team: string, body: unknown): Promise<StorageCredentialView> {
-  const { name, credentials } = storageCredentialBodySchema.parse(body);
+export async function registerStorageCredentials(
+  deps: ApiDeps,
+  team: string,
+  { name, credentials }: z.output<typeof storageCredentialBodySchema>,
+): Promise<StorageCredentialView> {
   const bucket = "bucket" in credentials ? credentials.bucket : credentials.container;
   return view(await deps.repos.storageCredentials.create(team, name, { backend: credentials.backend, bucket }, credentials));
 }

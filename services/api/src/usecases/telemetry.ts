@@ -19,9 +19,8 @@ export async function jobMetrics(
   deps: ApiDeps,
   team: string,
   jobId: string,
-  query: unknown,
+  q: z.output<typeof metricsQuerySchema>,
 ): Promise<{ items: TelemetrySampleView[]; latest: Record<string, TelemetrySampleView> }> {
-  const q = metricsQuerySchema.parse(query);
   const job = await deps.repos.jobs.getForTeam(team, jobId);
   const docs = await deps.repos.telemetry.forJob(job._id, {
     limit: q.limit,
