@@ -8,7 +8,7 @@ import {
   parseStorageCredentials,
   parseStorageUri,
 } from "@trainyard/storage";
-import { checkpointDirFor } from "./checkpoints";
+import { checkpointDirFor } from "./checkpoint-dir";
 import type { NodeGateway } from "./node-gateway";
 
 export interface CheckpointStoreDeps {

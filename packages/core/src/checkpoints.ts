@@ -4,20 +4,15 @@ import {
   announcementsCommand,
   attemptDir,
   isManagedCheckpointPath,
-  jobDir,
   parseCheckpointAnnouncements,
   parseStatPaths,
   removePathCommand,
   scanCheckpointsCommand,
   statPathsCommand,
 } from "@trainyard/frameworks";
+import { checkpointDirFor } from "./checkpoint-dir";
 import { deleteStoredCopy } from "./checkpoint-store";
 import type { NodeGateway } from "./node-gateway";
-
-/** The job's checkpoint directory on a node (TRAINYARD_CHECKPOINT_DIR). */
-export function checkpointDirFor(job: JobDoc, workRoot: string): string {
-  return job.spec.checkpoints?.dir ?? `${jobDir(workRoot, job._id.toString())}/checkpoints`;
-}
 
 /**
  * Which complete checkpoints retention removes (pure). The newest is always kept while the job can

@@ -1,3 +1,4 @@
+export * from "./checkpoint-dir";
 export * from "./checkpoint-store";
 export * from "./checkpoints";
 export * from "./inter-node-ssh";

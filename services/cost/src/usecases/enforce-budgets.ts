@@ -10,9 +10,8 @@ import {
   type Severity,
 } from "@trainyard/common";
 import { finishAttempt, type PricingContext, scopeSpend } from "@trainyard/core";
-import { type BudgetDoc, currentAttempt, type JobDoc, type SpendScope } from "@trainyard/db";
+import { type BudgetDoc, currentAttempt, type JobCostDoc, type JobDoc, type SpendScope } from "@trainyard/db";
 import type { CostDeps } from "../deps";
-import type { PricedJob } from "./price-jobs";
 
 const usd = (v: number) => `$${v.toFixed(v >= 100 ? 2 : 4)}`;
 
@@ -145,6 +144,12 @@ export async function enforceBudget(deps: CostDeps, pricing: PricingContext, b: 
     for (const { job } of spend.jobs) await stopForBudget(deps, job, reason, now);
     for (const job of await repos.jobCosts.listWaitingInScope(scopeOf(b))) await endWaitingForBudget(deps, job, reason, now, id);
   }
+}
+
+/** A job with the cost it was just priced at (what each enforcement pass reads). */
+export interface PricedJob {
+  job: JobDoc;
+  cost: JobCostDoc;
 }
 
 /** A job's own limit (spec.maxCostUsd): stop it once its cost reaches it, warn once when forecast to. */

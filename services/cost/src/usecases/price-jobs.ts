@@ -2,12 +2,7 @@ import { COSTED_STATUSES, type CostSummary, forecastCost, type JobCost, roundUsd
 import { PricingContext } from "@trainyard/core";
 import { currentAttempt, type JobCostDoc, type JobDoc } from "@trainyard/db";
 import type { CostDeps } from "../deps";
-import { enforceBudgets, enforceJobLimit } from "./enforce-budgets";
-
-export interface PricedJob {
-  job: JobDoc;
-  cost: JobCostDoc;
-}
+import { enforceBudgets, enforceJobLimit, type PricedJob } from "./enforce-budgets";
 
 /**
  * Price one job from truth (Σ attempts Σ nodes GPUs × rate × running time, each moment at the price
