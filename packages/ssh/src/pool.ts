@@ -1,19 +1,10 @@
-import { createHash } from "node:crypto";
 import { Socket } from "node:net";
-import type { Duplex } from "node:stream";
-import type {
-  AuthMethod,
-  ClientChannel,
-  ConnectConfig,
-  ParsedKey,
-  PublicKeyAuthMethod,
-  SFTPWrapper,
-  Client as SshClient,
-} from "ssh2";
-import ssh2 from "ssh2";
-import { HostKeyMismatchError, HostKeyNotPinnedError, SshConnectError, SshTimeoutError } from "./errors";
-import { fingerprintOf, fingerprintsEqual, normalizeFingerprint } from "./fingerprint";
-import { Collector, Connection, Deadline, killChannel, label, noopLogger, scrub } from "./internal";
+import type { ClientChannel, SFTPWrapper, Client as SshClient } from "ssh2";
+import { credsKey, requirePin, targetKey, validateTarget } from "./endpoints";
+import { SshConnectError, SshTimeoutError } from "./errors";
+import { type HandshakeContext, handshake } from "./handshake";
+import { Collector, type Connection, Deadline, killChannel, label, noopLogger, scrub } from "./internal";
+import { PrivateKeyCache } from "./private-keys";
 import { sftpDownload, sftpUpload } from "./sftp";
 import type {
   ExecOptions,
@@ -29,10 +20,6 @@ import type {
   TransferOptions,
   UploadFile,
 } from "./types";
-
-const { Client, utils } = ssh2;
-/** Parsed (decrypted) private keys kept per pool, so a passphrase is run through bcrypt once, not per connect. */
-const KEY_CACHE_SIZE = 64;
 
 const DEFAULTS = {
   connectTimeoutMs: 15_000,
@@ -51,64 +38,6 @@ interface Entry {
   endpointKey: string;
 }
 
-/** The pin of an endpoint in canonical form; HostKeyNotPinnedError when missing or malformed. */
-function requirePin(ep: SshEndpoint): string {
-  if (ep.hostKeyFingerprint === undefined || ep.hostKeyFingerprint === null || ep.hostKeyFingerprint === "") {
-    throw new HostKeyNotPinnedError(ep.host, ep.port);
-  }
-  const fp = normalizeFingerprint(ep.hostKeyFingerprint);
-  if (!fp) {
-    throw new HostKeyNotPinnedError(
-      ep.host,
-      ep.port,
-      'the pinned host key fingerprint is not of the form "SHA256:<43 base64 characters>"',
-    );
-  }
-  return fp;
-}
-
-function validateEndpoint(ep: SshEndpoint, what: string): void {
-  if (!ep || typeof ep.host !== "string" || ep.host === "") throw new TypeError(`${what}: host is required`);
-  if (!Number.isInteger(ep.port) || ep.port < 1 || ep.port > 65535) throw new TypeError(`${what}: port must be 1..65535`);
-  if (typeof ep.user !== "string" || ep.user === "") throw new TypeError(`${what}: user is required`);
-}
-
-/** Throws (HostKeyNotPinnedError, TypeError) before anything touches the network. */
-function validateTarget(target: SshTarget): void {
-  validateEndpoint(target, "SSH target");
-  if (target.jumpHost) {
-    validateEndpoint(target.jumpHost, "SSH jump host");
-    requirePin(target.jumpHost);
-  }
-  requirePin(target);
-}
-
-function endpointKey(ep: SshEndpoint): string {
-  return JSON.stringify([ep.user, ep.host, ep.port, normalizeFingerprint(ep.hostKeyFingerprint) ?? ""]);
-}
-
-function targetKey(t: SshTarget): string {
-  return endpointKey(t) + (t.jumpHost ? ` via ${endpointKey(t.jumpHost)}` : "");
-}
-
-/** Connections are shared only between callers with the same credentials (a hash; the key itself is not kept). */
-function credsKey(c: SshCredentials): string {
-  return createHash("sha256")
-    .update(c.privateKey)
-    .update("\0")
-    .update(c.passphrase ?? "")
-    .digest("base64")
-    .slice(0, 22);
-}
-
-const UNREACHABLE = new Set(["EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "ECONNRESET", "EPIPE", "EADDRNOTAVAIL"]);
-
-interface ErrLike {
-  message?: string;
-  code?: string;
-  level?: string;
-}
-
 export class SshPool {
   private readonly o: Required<Omit<SshPoolOptions, "logger">>;
   private readonly log: SshLogger;
@@ -117,10 +46,12 @@ export class SshPool {
   private readonly live = new Set<Connection>();
   /** Connections still being set up (client + socket), for close(). */
   private readonly connecting = new Set<SshClient>();
-  private readonly keys = new Map<string, ParsedKey>();
+  private readonly keys = new PrivateKeyCache();
   /** Host key blobs that matched their pin, by "host:port" (for known_hosts files Trainyard writes). */
   private readonly verifiedKeys = new Map<string, Buffer>();
   private closed = false;
+  /** What each handshake reads and records of this pool. */
+  private readonly handshakes: HandshakeContext;
 
   constructor(opts: SshPoolOptions = {}) {
     this.o = {
@@ -132,6 +63,7 @@ export class SshPool {
       maxChannelsPerConnection: Math.max(1, opts.maxChannelsPerConnection ?? DEFAULTS.maxChannelsPerConnection),
     };
     this.log = opts.logger ?? noopLogger;
+    this.handshakes = { options: this.o, log: this.log, connecting: this.connecting, verifiedKeys: this.verifiedKeys };
   }
 
   /** Number of cached connections (connected or connecting). */
@@ -468,42 +400,6 @@ export class SshPool {
     }
   }
 
-  /**
-   * The private key, parsed and decrypted once per pool (ssh2 decrypts a passphrase-protected OpenSSH key
-   * with a pure-JS bcrypt that blocks the event loop for ~0.7 s; it would otherwise do so on every connect).
-   */
-  private parsedKey(creds: SshCredentials, ep: SshEndpoint, where: string): ParsedKey {
-    const ck = credsKey(creds);
-    const hit = this.keys.get(ck);
-    if (hit) {
-      this.keys.delete(ck);
-      this.keys.set(ck, hit);
-      return hit;
-    }
-    let parsed: ParsedKey | Error;
-    try {
-      const r = utils.parseKey(creds.privateKey, creds.passphrase);
-      parsed = Array.isArray(r) ? (r[0] ?? new Error("no key found")) : r;
-    } catch (e) {
-      parsed = e instanceof Error ? e : new Error(String(e));
-    }
-    if (!(parsed instanceof Error) && !parsed.isPrivateKey()) parsed = new Error("not a private key");
-    if (parsed instanceof Error) {
-      throw new SshConnectError(
-        ep.host,
-        ep.port,
-        "key",
-        `cannot use the private key for ${where}: ${scrub(parsed.message, creds)}`,
-      );
-    }
-    this.keys.set(ck, parsed);
-    if (this.keys.size > KEY_CACHE_SIZE) {
-      const oldest = this.keys.keys().next().value;
-      if (oldest !== undefined) this.keys.delete(oldest);
-    }
-    return parsed;
-  }
-
   /** The pooled connection for a target; concurrent callers share one connect. */
   private getConnection(target: SshTarget, creds: SshCredentials): Promise<Connection> {
     this.assertOpen();
@@ -540,12 +436,12 @@ export class SshPool {
     };
     const pinned = requirePin(ep);
     const where = label(ep) + (target.jumpHost ? ` via ${label(target.jumpHost)}` : "");
-    const key = this.parsedKey(creds, ep, where);
+    const key = this.keys.get(creds, ep, where);
     if (!target.jumpHost) {
       const socket = new Socket();
       socket.setNoDelay(true);
       socket.connect({ host: ep.host, port: ep.port });
-      return this.handshake(ep, pinned, creds, key, socket, cacheKey, ek, { socket });
+      return handshake(this.handshakes, ep, pinned, creds, key, socket, cacheKey, ek, { socket });
     }
     const jumpEp: SshEndpoint = { ...target.jumpHost };
     const jump = await this.getConnection(jumpEp, creds);
@@ -579,7 +475,7 @@ export class SshPool {
       );
     }
     try {
-      const conn = await this.handshake(ep, pinned, creds, key, tunnel, cacheKey, ek, {
+      const conn = await handshake(this.handshakes, ep, pinned, creds, key, tunnel, cacheKey, ek, {
         via: jumpEp,
         onBusyChange: (busy) => {
           if (busy && !holding) {
@@ -599,150 +495,5 @@ export class SshPool {
       }
       throw e;
     }
-  }
-
-  private handshake(
-    ep: SshEndpoint,
-    pinned: string,
-    creds: SshCredentials,
-    privateKey: ParsedKey,
-    sock: Duplex,
-    key: string,
-    ek: string,
-    extra: { socket?: Socket; via?: SshEndpoint; onBusyChange?: (busy: boolean) => void },
-  ): Promise<Connection> {
-    const client = new Client();
-    const where = label(ep) + (extra.via ? ` via ${label(extra.via)}` : "");
-    this.connecting.add(client);
-    return new Promise<Connection>((resolve, reject) => {
-      let settled = false;
-      let mismatch: string | undefined;
-      let conn: Connection | undefined;
-      const fail = (err: Error) => {
-        if (settled) return;
-        settled = true;
-        this.connecting.delete(client);
-        this.log.warn({ ssh: where, err: err.message }, "ssh connect failed");
-        try {
-          client.destroy();
-        } catch {
-          // ignore
-        }
-        sock.destroy();
-        reject(err);
-      };
-      client.on("error", (err: Error & ErrLike) => {
-        if (!settled) {
-          fail(this.connectError(err, ep, where, pinned, mismatch, creds));
-          return;
-        }
-        conn?.noteError(err);
-        this.log.warn({ ssh: where, err: scrub(err.message, creds), level: err.level }, "ssh connection error");
-      });
-      client.on("close", () => {
-        if (!settled) {
-          fail(
-            mismatch
-              ? new HostKeyMismatchError(ep.host, ep.port, pinned, mismatch)
-              : new SshConnectError(ep.host, ep.port, "closed", `SSH connection to ${where} closed during the handshake`),
-          );
-          return;
-        }
-        if (conn) {
-          this.log.debug({ ssh: where }, "ssh connection closed");
-          conn.markClosed();
-        }
-      });
-      client.on("ready", () => {
-        if (settled) return;
-        settled = true;
-        this.connecting.delete(client);
-        conn = new Connection(key, ek, ep, client, {
-          maxSessions: this.o.maxChannelsPerConnection,
-          idleTimeoutMs: this.o.idleTimeoutMs,
-          logger: this.log,
-          socket: extra.socket,
-          via: extra.via,
-          onBusyChange: extra.onBusyChange,
-        });
-        this.log.debug({ ssh: where }, "ssh connected");
-        resolve(conn);
-      });
-      const auth: PublicKeyAuthMethod = { type: "publickey", username: ep.user, key: privateKey };
-      const cfg: ConnectConfig = {
-        sock: sock as ConnectConfig["sock"],
-        host: ep.host,
-        port: ep.port,
-        username: ep.user,
-        // public-key auth only, with the already-parsed key (no 'none' probe, no password, no agent)
-        authHandler: [auth as AuthMethod],
-        readyTimeout: this.o.connectTimeoutMs,
-        keepaliveInterval: this.o.keepaliveIntervalMs,
-        keepaliveCountMax: this.o.keepaliveCountMax,
-        // Called for the initial key exchange and for every re-key: the key must match the pin each time.
-        hostVerifier: (hostKey: Buffer): boolean => {
-          const actual = fingerprintOf(hostKey);
-          if (fingerprintsEqual(actual, pinned)) {
-            this.verifiedKeys.set(`${ep.host}:${ep.port}`, Buffer.from(hostKey));
-            return true;
-          }
-          mismatch = actual;
-          this.log.error({ ssh: where, expected: pinned, actual }, "ssh host key mismatch: refusing to connect");
-          return false;
-        },
-      };
-      try {
-        client.connect(cfg);
-      } catch (err) {
-        const msg = err instanceof Error ? err.message : String(err);
-        fail(
-          new SshConnectError(ep.host, ep.port, "protocol", `cannot set up the SSH connection to ${where}: ${scrub(msg, creds)}`),
-        );
-      }
-    });
-  }
-
-  private connectError(
-    err: Error & ErrLike,
-    ep: SshEndpoint,
-    where: string,
-    pinned: string,
-    mismatch: string | undefined,
-    creds: SshCredentials,
-  ): Error {
-    if (mismatch) return new HostKeyMismatchError(ep.host, ep.port, pinned, mismatch);
-    const msg = scrub(err.message ?? String(err), creds);
-    const { host, port } = ep;
-    if (err.level === "client-authentication") {
-      return new SshConnectError(
-        host,
-        port,
-        "auth",
-        `authentication failed for ${where}: the server did not accept the private key`,
-      );
-    }
-    if (err.level === "client-timeout") {
-      return new SshConnectError(
-        host,
-        port,
-        "timeout",
-        `timed out connecting to ${where} (limit ${this.o.connectTimeoutMs} ms): ${msg}`,
-        {
-          cause: err,
-        },
-      );
-    }
-    if (err.code === "ECONNREFUSED") {
-      return new SshConnectError(host, port, "refused", `connection refused by ${host}:${port} (no SSH server listening?)`, {
-        cause: err,
-      });
-    }
-    if (err.code === "ETIMEDOUT") {
-      return new SshConnectError(host, port, "timeout", `timed out connecting to ${where}: ${msg}`, { cause: err });
-    }
-    if (err.code && UNREACHABLE.has(err.code)) {
-      return new SshConnectError(host, port, "unreachable", `cannot reach ${where}: ${msg}`, { cause: err });
-    }
-    return new SshConnectError(host, port, "protocol", `SSH connection to ${where} failed: ${msg}`);
   }
 }
