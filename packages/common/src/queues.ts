@@ -9,7 +9,10 @@ export type ServiceName = "api" | "launcher" | "monitor" | "cost" | "alerting";
 /**
  * Every queue Trainyard uses: its payload schema, default job options, who may produce to it and
  * which service consumes it. Names are part of the deployed contract: never rename one.
- * Payloads carry ids only, never secrets.
+ * Payloads carry ids only, never secrets. `producers` is enforced: a service's bus refuses to send
+ * to a queue that does not list it (see QueueBus), so this table cannot drift from the code.
+ * Ending an attempt (core finishAttempt: cost event, retry launch, alert, scheduling pass) happens
+ * in every service but alerting, so those queues list all four.
  */
 export const QUEUES = {
   /**
@@ -18,14 +21,14 @@ export const QUEUES = {
    */
   launch: {
     payload: z.object({ jobId: objectId }).strict(),
-    producers: ["api", "launcher", "monitor"],
+    producers: ["api", "launcher", "monitor", "cost"],
     consumer: "launcher",
     defaults: { attempts: 5, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: true, removeOnFail: 1000 },
   },
   /** Stop an attempt (cancel, failure teardown, budget stop) as recorded in the job's stopRequest. */
   control: {
     payload: z.object({ jobId: objectId, attemptId: z.string().min(1).max(64) }).strict(),
-    producers: ["api", "monitor", "cost"],
+    producers: ["api", "launcher", "monitor", "cost"],
     consumer: "launcher",
     defaults: { attempts: 10, backoff: { type: "exponential", delay: 2000 }, removeOnComplete: true, removeOnFail: 1000 },
   },
@@ -45,7 +48,7 @@ export const QUEUES = {
       .object({ jobId: objectId.optional(), event: z.enum(["started", "ended", "tick"]), at: z.string().datetime() })
       .strict()
       .refine((p) => p.event === "tick" || p.jobId !== undefined, { message: "started/ended events need a jobId" }),
-    producers: ["launcher", "monitor", "cost"],
+    producers: ["api", "launcher", "monitor", "cost"],
     consumer: "cost",
     defaults: { attempts: 3, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: true, removeOnFail: 1000 },
   },
@@ -117,6 +120,11 @@ export const QUEUES = {
 export type QueueName = keyof typeof QUEUES;
 export type QueuePayload<Q extends QueueName> = z.infer<(typeof QUEUES)[Q]["payload"]>;
 export const QUEUE_NAMES = Object.keys(QUEUES) as QueueName[];
+
+/** Whether the catalog lets `service` send to `queue`. */
+export function mayProduce(service: ServiceName, queue: QueueName): boolean {
+  return (QUEUES[queue].producers as readonly ServiceName[]).includes(service);
+}
 
 /** The queues a service must consume, from the catalog. */
 export function queuesConsumedBy(service: ServiceName): QueueName[] {

@@ -1,4 +1,4 @@
-import { QUEUE_NAMES, QUEUES, type QueueName, type QueuePayload } from "@trainyard/common";
+import { mayProduce, QUEUE_NAMES, QUEUES, type QueueName, type QueuePayload, type ServiceName } from "@trainyard/common";
 import { type JobsOptions, Queue } from "bullmq";
 import type { Redis } from "ioredis";
 
@@ -8,13 +8,18 @@ export interface SendOptions {
   delay?: number;
 }
 
-/** Producer side of the queue catalog: validates every payload before it reaches Redis. */
+/**
+ * Producer side of the queue catalog: validates every payload before it reaches Redis. A bus that
+ * belongs to a service sends only to the queues the catalog lists that service as a producer of.
+ */
 export class QueueBus {
   private readonly queues = new Map<QueueName, Queue>();
 
   constructor(
     private readonly connection: Redis,
     readonly prefix: string,
+    /** The service sending; without one (tools, tests) every queue is allowed. */
+    readonly producer?: ServiceName,
   ) {}
 
   queue(name: QueueName): Queue {
@@ -35,6 +40,9 @@ export class QueueBus {
   }
 
   async send<Q extends QueueName>(name: Q, payload: QueuePayload<Q>, opts: SendOptions = {}): Promise<void> {
+    if (this.producer && !mayProduce(this.producer, name)) {
+      throw new Error(`wiring error: the ${this.producer} service is not a producer of queue '${name}' in the queue catalog`);
+    }
     const data = QUEUES[name].payload.parse(payload);
     await this.queue(name).add(name, data, {
       ...(opts.jobId ? { jobId: opts.jobId } : {}),

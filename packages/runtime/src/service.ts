@@ -52,7 +52,7 @@ export async function startServiceBase(
   collectDefaultMetrics({ register: registry, prefix: "trainyard_process_" });
   const redis = createRedis(config.REDIS_URL, `trainyard-${service}`);
   redis.on("error", (err) => logger.warn({ err: err.message }, "redis connection error"));
-  const bus = new QueueBus(redis, config.TRAINYARD_QUEUE_PREFIX);
+  const bus = new QueueBus(redis, config.TRAINYARD_QUEUE_PREFIX, service);
   const mongo = opts.mongo ? await opts.mongo() : undefined;
   const app = opts.app ?? express();
   const closers: Array<() => Promise<void>> = [];
