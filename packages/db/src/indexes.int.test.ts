@@ -1,17 +1,7 @@
-/**
- * Every list, sweep and lookup of `jobs` against the indexes declared in models.ts, explained on the
- * real backend. On MongoDB the winning plan must be an IXSCAN of the declared index (no COLLSCAN).
- * FerretDB v1.24.2 on PostgreSQL reports whether the filter was pushed down to SQL
- * (`filterPushdown`) and PostgreSQL's own plan; it cannot use the declared indexes (its SQL filter is
- * jsonb containment `->` `@>`, which its btree expression indexes do not serve, and it never pushes
- * sort or limit down) — this test pins down exactly what it does, so a FerretDB upgrade that changes
- * it shows up here. docs/architecture.md ("Indexes") explains the consequences.
- */
-import { randomBytes } from "node:crypto";
-import { loadInfra } from "@trainyard/testkit";
 import { type Connection, Types } from "mongoose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectMongo, type DocumentLocks, JobRepo, type JobsPageKey, registerModels, syncIndexes } from "./index";
+import { type DocumentLocks, JobRepo, type JobsPageKey, registerModels } from "./index";
+import { openTestStore, type TestStore } from "./testing";
 
 // JobRepo.list takes no lock.
 const NO_LOCKS: DocumentLocks = { withLock: (_key, fn) => fn() };
@@ -21,10 +11,10 @@ let Job: ReturnType<typeof registerModels>["Job"];
 const cluster = new Types.ObjectId();
 const STATUSES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED"] as const;
 
+let store: TestStore;
 beforeAll(async () => {
-  const infra = loadInfra();
-  conn = await connectMongo(infra.mongoUrl, `ty_idx_${randomBytes(4).toString("hex")}`);
-  await syncIndexes(conn);
+  store = await openTestStore("idx");
+  conn = store.conn;
   Job = registerModels(conn).Job;
   const base = Date.now() - 3_600_000;
   await Job.insertMany(
@@ -48,10 +38,7 @@ beforeAll(async () => {
   );
 });
 
-afterAll(async () => {
-  await conn?.dropDatabase();
-  await conn?.close();
-});
+afterAll(() => store?.close());
 
 type Q = {
   name: string;

@@ -1,33 +1,19 @@
 import { randomBytes } from "node:crypto";
-import { alertChannelInputSchema, budgetInputSchema, jobSpecSchema, SecretBox } from "@trainyard/common";
-import { loadInfra } from "@trainyard/testkit";
-import { Redis } from "ioredis";
+import { alertChannelInputSchema, budgetInputSchema, jobSpecSchema } from "@trainyard/common";
 import { type Connection, Types } from "mongoose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectMongo, createRepos, RedisDocumentLocks, type Repos, syncIndexes } from "./index";
+import type { Repos } from "./index";
+import { openTestStore, type TestStore } from "./testing";
 
 let conn: Connection;
 let repos: Repos;
-let redis: Redis;
 
+let store: TestStore;
 beforeAll(async () => {
-  const infra = loadInfra();
-  const suffix = randomBytes(4).toString("hex");
-  conn = await connectMongo(infra.mongoUrl, `ty_money_${suffix}`);
-  await syncIndexes(conn);
-  redis = new Redis(infra.redisUrl);
-  repos = createRepos(
-    conn,
-    new SecretBox(randomBytes(32).toString("base64")),
-    new RedisDocumentLocks(redis, `ty-money-${suffix}`),
-  );
+  store = await openTestStore("money");
+  ({ conn, repos } = store);
 });
-
-afterAll(async () => {
-  await conn?.dropDatabase();
-  await conn?.close();
-  redis?.disconnect();
-});
+afterAll(() => store?.close());
 
 async function startedJob(project: string, status: "RUNNING" | "SUCCEEDED") {
   const spec = jobSpecSchema.parse({

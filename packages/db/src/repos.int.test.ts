@@ -1,17 +1,14 @@
-import { randomBytes } from "node:crypto";
-import { type ClusterSpec, clusterSpecSchema, type JobSpec, jobSpecSchema, SecretBox } from "@trainyard/common";
-import { loadInfra } from "@trainyard/testkit";
-import { Redis } from "ioredis";
+import { type ClusterSpec, clusterSpecSchema, type JobSpec, jobSpecSchema } from "@trainyard/common";
 import { type Connection, Types } from "mongoose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectMongo, createRepos, RedisDocumentLocks, type Repos, syncIndexes } from "./index";
+import type { Repos } from "./index";
+import { openTestStore, type TestStore } from "./testing";
 
 const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-material\n-----END OPENSSH PRIVATE KEY-----";
 const FP = `SHA256:${"B".repeat(43)}`;
 
 let conn: Connection;
 let repos: Repos;
-let redis: Redis;
 
 const clusterSpec = (name: string): ClusterSpec =>
   clusterSpecSchema.parse({
@@ -25,20 +22,12 @@ const clusterSpec = (name: string): ClusterSpec =>
 const jobSpec = (name = "j"): JobSpec =>
   jobSpecSchema.parse({ name, framework: "pytorch", cluster: "c", resources: { nodes: 1, gpusPerNode: 1 }, command: ["true"] });
 
+let store: TestStore;
 beforeAll(async () => {
-  const infra = loadInfra();
-  const suffix = randomBytes(4).toString("hex");
-  conn = await connectMongo(infra.mongoUrl, `ty_db_${suffix}`);
-  await syncIndexes(conn);
-  redis = new Redis(infra.redisUrl);
-  repos = createRepos(conn, new SecretBox(randomBytes(32).toString("base64")), new RedisDocumentLocks(redis, `ty-db-${suffix}`));
+  store = await openTestStore("db");
+  ({ conn, repos } = store);
 });
-
-afterAll(async () => {
-  await conn?.dropDatabase();
-  await conn?.close();
-  redis?.disconnect();
-});
+afterAll(() => store?.close());
 
 describe("credentials", () => {
   it("are sealed at rest and open to the original", async () => {

@@ -1,10 +1,9 @@
 import { createCipheriv, randomBytes } from "node:crypto";
 import { alertChannelInputSchema, SecretBox } from "@trainyard/common";
-import { loadInfra } from "@trainyard/testkit";
-import { Redis } from "ioredis";
 import { type Connection, Types } from "mongoose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectMongo, createRepos, RedisDocumentLocks, rotateSecrets, syncIndexes } from "./index";
+import { createRepos, type RedisDocumentLocks, rotateSecrets } from "./index";
+import { openTestStore, type TestStore } from "./testing";
 
 const OLD = randomBytes(32).toString("base64");
 const NEW = randomBytes(32).toString("base64");
@@ -35,7 +34,6 @@ const FIELDS: Record<string, { fields: string[]; aad: (id: string) => string }> 
 };
 
 let conn: Connection;
-let redis: Redis;
 let locks: RedisDocumentLocks;
 
 /** An envelope as SecretBox wrote it before key rings ("v1", no kid). */
@@ -64,20 +62,12 @@ async function rawDump(): Promise<string> {
   return JSON.stringify(all);
 }
 
+let store: TestStore;
 beforeAll(async () => {
-  const infra = loadInfra();
-  const suffix = randomBytes(4).toString("hex");
-  conn = await connectMongo(infra.mongoUrl, `ty_rot_${suffix}`);
-  await syncIndexes(conn);
-  redis = new Redis(infra.redisUrl);
-  locks = new RedisDocumentLocks(redis, `ty-rot-${suffix}`);
+  store = await openTestStore("rot");
+  ({ conn, locks } = store);
 });
-
-afterAll(async () => {
-  await conn?.dropDatabase();
-  await conn?.close();
-  redis?.disconnect();
-});
+afterAll(() => store?.close());
 
 describe("rotateSecrets", () => {
   it("re-seals every secret with the new key, once, without plaintext at rest", async () => {
