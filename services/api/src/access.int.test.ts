@@ -247,6 +247,8 @@ describe("tenant isolation", () => {
     updateBudget: budgetSpec("renamed"),
     updateAlertChannel: channelSpec("renamed"),
     shareCluster: { teams: [] },
+    addClusterNode: { name: "n9", host: "127.0.0.9", user: "ty9", gpus: 1, workRoot: "/srv/n9" },
+    repinHostKey: { fingerprint: `SHA256:${"C".repeat(43)}` },
   };
 
   const routes = apiRoutes({} as never);
