@@ -144,6 +144,7 @@ export async function dryRunJob(deps: ApiDeps, team: string, body: unknown): Pro
     attemptNumber: 1,
     spec,
     clusterEnv: cluster.env ?? {},
+    clusterNccl: cluster.nccl,
     nodes: chosen.map((n) => ({
       name: n.name,
       host: n.host,
@@ -152,6 +153,7 @@ export async function dryRunJob(deps: ApiDeps, team: string, body: unknown): Pro
       workRoot: n.workRoot,
       gpuIndices: Array.from({ length: gpusPerNode }, (_, i) => i),
       ports,
+      nccl: n.nccl,
     })),
   });
   return {
