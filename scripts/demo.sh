@@ -11,6 +11,9 @@ bash scripts/bootstrap.sh
 case "${TRAINYARD_EXAMPLE:-}" in
   tensorflow*) default_frameworks=tensorflow ;;
   horovod*) default_frameworks=horovod ;;
+  jax*) default_frameworks=jax ;;
+  accelerate*) default_frameworks=accelerate ;;
+  deepspeed*) default_frameworks=deepspeed ;;
   *) default_frameworks=pytorch ;;
 esac
 export TRAINYARD_FRAMEWORKS=${TRAINYARD_FRAMEWORKS:-$default_frameworks}

@@ -448,7 +448,7 @@ ensure_horovod() {
   ty_log "horovod: build failed; recorded in $HOROVOD_FAILED (Horovod jobs need horovod on the nodes)"
 }
 
-# TRAINYARD_FRAMEWORKS (default "all"; else a comma list of tensorflow,horovod) picks which
+# TRAINYARD_FRAMEWORKS (default "all"; else a comma list of tensorflow,horovod,jax,deepspeed,accelerate) picks which
 # frameworks beyond PyTorch (Debian's, always there) to install: the demo asks only for what its
 # example needs, the test suite for all. CI installs all whatever it says.
 ensure_node_frameworks() {
@@ -456,6 +456,12 @@ ensure_node_frameworks() {
   [[ ${CI:-} == true ]] && want=",all,"
   [[ $want == *,all,* || $want == *,tensorflow,* ]] && ensure_tensorflow
   [[ $want == *,all,* || $want == *,horovod,* ]] && ensure_horovod
+  # The `command` examples' launchers (scripts/infra/node-launchers.sh).
+  local launchers=() l
+  for l in jax deepspeed accelerate; do
+    [[ $want == *,all,* || $want == *,$l,* ]] && launchers+=("$l")
+  done
+  ((${#launchers[@]} == 0)) || bash "$HERE/node-launchers.sh" "${launchers[@]}"
   return 0
 }
 

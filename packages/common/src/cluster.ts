@@ -3,6 +3,45 @@ import { absolutePathSchema, envSchema, fingerprintSchema, hostSchema, nameSchem
 
 const portSchema = z.number().int().min(1).max(65535);
 
+/** Interface names as Linux allows them (at most 15 characters), without anything a shell reads. */
+const IFNAME = "[A-Za-z0-9_.:-]{1,15}";
+/** NCCL's list syntax: comma-separated prefixes, `^` to exclude them, `=` for exact names. */
+const ncclList = (item: string, what: string) =>
+  z
+    .string()
+    .max(256)
+    .regex(
+      new RegExp(`^\\^?=?${item}(,${item})*$`),
+      `must be ${what}, comma-separated, optionally after '^' (exclude) or '=' (exact)`,
+    );
+
+/**
+ * How NCCL (and Gloo) reach the other nodes, exported to every rank as NCCL_* variables
+ * (docs/api.md lists the mapping). Cluster-wide, with per-node overrides for nodes whose
+ * interfaces differ.
+ */
+export const ncclSettingsSchema = z
+  .object({
+    /** NCCL_SOCKET_IFNAME, e.g. "eth0", "^docker0,lo", "=ens5". */
+    socketIfname: ncclList(IFNAME, "interface names"),
+    /** GLOO_SOCKET_IFNAME (plain names); defaults to socketIfname when that is a plain list. */
+    glooSocketIfname: z
+      .string()
+      .max(256)
+      .regex(new RegExp(`^${IFNAME}(,${IFNAME})*$`), "must be interface names, comma-separated"),
+    /** NCCL_IB_HCA, e.g. "mlx5_0:1,mlx5_1:1" or "^mlx5_2". */
+    ibHca: ncclList("[A-Za-z0-9_.-]{1,64}(:[0-9]{1,3})?", "HCA names with an optional :port"),
+    /** NCCL_IB_DISABLE=1: use sockets even where InfiniBand/RoCE is present. */
+    ibDisable: z.boolean(),
+    /** NCCL_IB_GID_INDEX (RoCE). */
+    ibGidIndex: z.number().int().min(0).max(255),
+    /** NCCL_DEBUG. */
+    debug: z.enum(["VERSION", "WARN", "INFO", "TRACE"]),
+  })
+  .partial()
+  .strict();
+export type NcclSettings = z.infer<typeof ncclSettingsSchema>;
+
 export const nodeSpecSchema = z
   .object({
     name: nameSchema,
@@ -12,6 +51,8 @@ export const nodeSpecSchema = z
     gpus: z.number().int().min(0).max(64),
     gpuType: nameSchema.default("cpu"),
     workRoot: absolutePathSchema,
+    /** Overrides the cluster's `nccl`, setting by setting, on this node. */
+    nccl: ncclSettingsSchema.optional(),
   })
   .strict();
 export type NodeSpec = z.infer<typeof nodeSpecSchema>;
@@ -58,6 +99,7 @@ export const clusterSpecSchema = z
     nodes: z.array(nodeSpecSchema).min(1).max(256),
     ssh: clusterSshSchema,
     env: envSchema.default({}),
+    nccl: ncclSettingsSchema.optional(),
     ports: portRangeSchema.default(DEFAULT_PORT_RANGE),
   })
   .strict()
@@ -181,6 +223,7 @@ export interface ClusterView {
   sharedWith?: string[];
   nodes: Array<NodeSpec & { gpuCheck?: NodeGpuCheck; cordon?: NodeCordon; health?: NodeHealth; placementBlocked?: string }>;
   env: Record<string, string>;
+  nccl?: NcclSettings;
   ports: PortRange;
   ssh: { hostKeys: Record<string, string>; trustOnFirstUse: boolean; jumpHost?: JumpHost; hasPassphrase: boolean };
   createdAt: string;

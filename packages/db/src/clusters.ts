@@ -38,6 +38,7 @@ export class ClusterRepo {
         sharedWith: spec.sharedWith,
         nodes: spec.nodes,
         env: spec.env,
+        ...(spec.nccl ? { nccl: spec.nccl } : {}),
         ports: spec.ports,
         ssh: {
           credentialId,
@@ -394,6 +395,7 @@ export function clusterView(doc: ClusterDoc, viewer: string = doc.team): Cluster
         gpus: n.gpus,
         gpuType: n.gpuType,
         workRoot: n.workRoot,
+        ...(n.nccl ? { nccl: n.nccl } : {}),
         ...(n.gpuCheck ? { gpuCheck: n.gpuCheck } : {}),
         ...(n.cordon ? { cordon: n.cordon } : {}),
         ...(n.health ? { health: n.health } : {}),
@@ -401,6 +403,7 @@ export function clusterView(doc: ClusterDoc, viewer: string = doc.team): Cluster
       };
     }),
     env: doc.env ?? {},
+    ...(doc.nccl ? { nccl: doc.nccl } : {}),
     ports: { min: doc.ports.min, max: doc.ports.max },
     ssh: {
       hostKeys: doc.ssh.hostKeys ?? {},

@@ -2,6 +2,7 @@ import {
   JOB_STATUSES,
   type JobSpec,
   type JobStatus,
+  type NcclSettings,
   NODE_STATES,
   type NodeCordon,
   type NodeGpuCheck,
@@ -51,8 +52,10 @@ export interface ClusterDoc {
     cordon?: NodeCordon;
     /** Found faulty by a check or the monitor. */
     health?: NodeHealth;
+    nccl?: NcclSettings;
   }>;
   env: Record<string, string>;
+  nccl?: NcclSettings;
   ports: { min: number; max: number };
   ssh: {
     credentialId: Types.ObjectId;
@@ -87,11 +90,13 @@ const clusterSchema = new Schema<ClusterDoc>(
           gpuCheck: { type: Schema.Types.Mixed, default: undefined },
           cordon: { type: Schema.Types.Mixed, default: undefined },
           health: { type: Schema.Types.Mixed, default: undefined },
+          nccl: { type: Schema.Types.Mixed, default: undefined },
         },
         opts,
       ),
     ],
     env: { type: Schema.Types.Mixed, default: {} },
+    nccl: { type: Schema.Types.Mixed, default: undefined },
     ports: new Schema({ min: Number, max: Number }, opts),
     ssh: new Schema(
       {

@@ -1,4 +1,4 @@
-import { RESERVED_FILES } from "@trainyard/common";
+import { type NcclSettings, RESERVED_FILES } from "@trainyard/common";
 import { ATTEMPT_FILES, jobDir } from "./node-protocol";
 import type { PlanInput, PlanNode } from "./plan-types";
 
@@ -20,7 +20,25 @@ export function checkPlanInput(input: PlanInput, framework: string): void {
 }
 
 /**
- * The environment of one node: cluster env, then the job's, then Trainyard's own variables (the
+ * The NCCL_* (and GLOO_SOCKET_IFNAME) variables of a node: the cluster's settings with the node's
+ * own on top. Gloo only takes plain interface names, so it follows socketIfname only when that
+ * has no '^'/'=' prefix.
+ */
+export function ncclEnv(cluster: NcclSettings | undefined, node: NcclSettings | undefined): Record<string, string> {
+  const s: NcclSettings = { ...cluster, ...node };
+  const env: Record<string, string> = {};
+  if (s.socketIfname !== undefined) env.NCCL_SOCKET_IFNAME = s.socketIfname;
+  const gloo = s.glooSocketIfname ?? (s.socketIfname && !/^[\^=]/.test(s.socketIfname) ? s.socketIfname : undefined);
+  if (gloo !== undefined) env.GLOO_SOCKET_IFNAME = gloo;
+  if (s.ibHca !== undefined) env.NCCL_IB_HCA = s.ibHca;
+  if (s.ibDisable !== undefined) env.NCCL_IB_DISABLE = s.ibDisable ? "1" : "0";
+  if (s.ibGidIndex !== undefined) env.NCCL_IB_GID_INDEX = String(s.ibGidIndex);
+  if (s.debug !== undefined) env.NCCL_DEBUG = s.debug;
+  return env;
+}
+
+/**
+ * The environment of one node: cluster env, the cluster's and node's NCCL settings, then the job's, then Trainyard's own variables (the
  * names in docs/node-contract.md), then the framework's (`frameworkEnv`, e.g. TF_CONFIG).
  */
 export function nodeEnv(
@@ -31,7 +49,11 @@ export function nodeEnv(
   master: { addr: string; port: number },
   frameworkEnv: Record<string, string> = {},
 ): Record<string, string> {
-  const env: Record<string, string> = { ...input.clusterEnv, ...input.spec.env };
+  const env: Record<string, string> = {
+    ...input.clusterEnv,
+    ...ncclEnv(input.clusterNccl, n.nccl),
+    ...input.spec.env,
+  };
   // Many ranks per node each spawning one OpenMP thread per core oversubscribes the CPU.
   if (env.OMP_NUM_THREADS === undefined) env.OMP_NUM_THREADS = "1";
   // CUDA's default order (fastest first) differs from nvidia-smi's: the GPU indices Trainyard

@@ -1,4 +1,4 @@
-import type { Framework, JobSpec } from "@trainyard/common";
+import type { Framework, JobSpec, NcclSettings } from "@trainyard/common";
 
 /** One node of an attempt's gang, as allocated: rank order is the order of PlanInput.nodes. */
 export interface PlanNode {
@@ -10,6 +10,8 @@ export interface PlanNode {
   workRoot: string;
   gpuIndices: number[];
   ports: number[];
+  /** The node's own NCCL settings (override the cluster's one by one). */
+  nccl?: NcclSettings | undefined;
 }
 
 export interface PlanInput {
@@ -18,6 +20,8 @@ export interface PlanInput {
   attemptNumber: number;
   spec: JobSpec;
   clusterEnv: Record<string, string>;
+  /** The cluster's NCCL settings, exported as NCCL_* variables on every node. */
+  clusterNccl?: NcclSettings | undefined;
   /** Rank order: nodes[0] is rank 0 and hosts the master / rendezvous store / framework launcher. */
   nodes: PlanNode[];
   resumeFrom?: string;

@@ -83,6 +83,72 @@ describe("decideRetry", () => {
   });
 });
 
+// A healthy 2-node NCCL job run with NCCL_DEBUG=INFO (NCCL 2.18–2.21 wording): every line says
+// "NCCL", some say "error", "Connection" or "NET/IB"; none is a fault.
+const NCCL_INFO_RUN = `gpu-a:2201:2201 [0] NCCL INFO Bootstrap : Using ens5:10.0.0.11<0>
+gpu-a:2201:2201 [0] NCCL INFO NET/Plugin : dlerror=libnccl-net.so: cannot open shared object file: No such file or directory No plugin found (libnccl-net.so), using internal implementation
+gpu-a:2201:2201 [0] NCCL INFO cudaDriverVersion 12040
+NCCL version 2.20.5+cuda12.4
+gpu-a:2201:2245 [0] NCCL INFO NCCL_SOCKET_IFNAME set by environment to ens5
+gpu-a:2201:2245 [0] NCCL INFO NCCL_IB_DISABLE set by environment to 0.
+gpu-a:2201:2245 [0] NCCL INFO NET/IB : Using [0]mlx5_0:1/IB [1]mlx5_1:1/IB ; OOB ens5:10.0.0.11<0>
+gpu-a:2201:2245 [0] NCCL INFO Using non-device net plugin version 0
+gpu-a:2201:2245 [0] NCCL INFO Using network IB
+gpu-a:2201:2245 [0] NCCL INFO Call to connect returned Connection refused, retrying
+gpu-a:2201:2245 [0] NCCL INFO comm 0x5581e9a0 rank 0 nranks 2 cudaDev 0 nvmlDev 0 busId 18000 commId 0x3f1c52f0a1b2c3d4 - Init START
+gpu-a:2201:2245 [0] NCCL INFO Setting affinity for GPU 0 to ffff,ffffffff
+gpu-a:2201:2245 [0] NCCL INFO Channel 00/02 :    0   1
+gpu-a:2201:2245 [0] NCCL INFO Channel 00/0 : 1[0] -> 0[0] [receive] via NET/IB/0/GDRDMA
+gpu-a:2201:2245 [0] NCCL INFO Connected all rings
+gpu-a:2201:2245 [0] NCCL INFO Connected all trees
+gpu-a:2201:2245 [0] NCCL INFO threadThresholds 8/8/64 | 16/8/64 | 512 | 512
+gpu-a:2201:2245 [0] NCCL INFO comm 0x5581e9a0 rank 0 nranks 2 cudaDev 0 nvmlDev 0 busId 18000 commId 0x3f1c52f0a1b2c3d4 - Init COMPLETE
+gpu-a:2201:2290 [0] NCCL INFO [Service thread] Connection closed by localRank 0
+gpu-a:2201:2201 [0] NCCL INFO comm 0x5581e9a0 rank 0 nranks 2 cudaDev 0 busId 18000 - Abort COMPLETE`;
+
+describe("default classification of NCCL lines", () => {
+  const defaults = retryPolicySchema.parse({ maxRetries: 3 });
+
+  it("NCCL_DEBUG=INFO output of a healthy run matches no retryable pattern", () => {
+    for (const line of NCCL_INFO_RUN.split("\n")) {
+      const hit = defaults.retryableLogPatterns.find((p) => new RegExp(p).test(line));
+      expect(hit, line).toBeUndefined();
+    }
+  });
+
+  it("a real bug after that chatter fails instead of retrying", () => {
+    const tail = `${NCCL_INFO_RUN}\nTraceback (most recent call last):\n  File "train.py", line 41, in <module>\nModuleNotFoundError: No module named 'datasets'`;
+    expect(decideRetry(defaults, { lost: false, exitCode: 1, logTail: tail }, 1)).toEqual({
+      retry: false,
+      why: "log matches fatal pattern /ModuleNotFoundError/",
+    });
+  });
+
+  it("a real NCCL fault after that chatter retries", () => {
+    const tail = `${NCCL_INFO_RUN}\ngpu-a:2201:2290 [0] NCCL WARN NET/IB : Got completion from peer 10.0.0.12<40121> with error 12, opcode 1, len 0, vendor err 129 (Recv)\nRuntimeError: NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1970, unhandled system error (run with NCCL_DEBUG=INFO for details), NCCL version 2.20.5\nncclSystemError: System call (e.g. socket, malloc) or external library call failed or device error.`;
+    const d = decideRetry(defaults, { lost: false, exitCode: 1, logTail: tail }, 1);
+    expect(d.retry).toBe(true);
+  });
+
+  it("ncclInternalError and an unhandled cuda error retry; invalid usage and invalid argument do not", () => {
+    const retried = (line: string) => decideRetry(defaults, { lost: false, exitCode: 1, logTail: line }, 1).why;
+    expect(retried("ncclInternalError: Internal check failed.")).toMatch(/retryable pattern/);
+    expect(retried("RuntimeError: NCCL error in: ProcessGroupNCCL.cpp:1296, unhandled cuda error, NCCL version 2.14.3")).toMatch(
+      /retryable pattern/,
+    );
+    expect(retried("RuntimeError: NCCL error in: ProcessGroupNCCL.cpp:1191, invalid usage, NCCL version 2.14.3")).toBe(
+      "failure is retryable",
+    );
+    expect(
+      decideRetry(
+        retryPolicySchema.parse({ maxRetries: 3, fatalExitCodes: [1] }),
+        { lost: false, exitCode: 1, logTail: "ncclInvalidArgument: Invalid value for an argument." },
+        1,
+      ).retry,
+    ).toBe(false);
+  });
+});
+
 describe("retryDelayMs", () => {
   it("doubles per failed attempt and is capped", () => {
     const p = retryPolicySchema.parse({ maxRetries: 9, backoffSeconds: 2, maxBackoffSeconds: 10 });

@@ -4,10 +4,19 @@ import { join } from "node:path";
 import { it } from "vitest";
 import { INFRA_DIR } from "./infra";
 
-/** Frameworks scripts/infra/up.sh installs into the node venv beyond PyTorch (always there). */
-export type NodeFramework = "tensorflow" | "horovod";
+/**
+ * Frameworks scripts/infra/up.sh installs into the node venv beyond PyTorch (always there),
+ * including the launchers of the `command` examples (scripts/infra/node-launchers.sh).
+ */
+export type NodeFramework = "tensorflow" | "horovod" | "jax" | "deepspeed" | "accelerate";
 
-const MODULE: Record<NodeFramework, string> = { tensorflow: "tensorflow", horovod: "horovod.torch" };
+const MODULE: Record<NodeFramework, string> = {
+  tensorflow: "tensorflow",
+  horovod: "horovod.torch",
+  jax: "jax",
+  deepspeed: "deepspeed",
+  accelerate: "accelerate",
+};
 export const NODE_PYTHON = "/opt/trainyard-node/venv/bin/python3";
 
 const checked = new Map<NodeFramework, string | undefined>();

@@ -640,6 +640,27 @@ describe("dry run", () => {
     expect((await queued("launch")).length).toBe(launchesBefore);
   });
 
+  it("exports the cluster's NCCL settings, with a node's own on top, to every node of the plan", async () => {
+    const spec = clusterSpec("c-nccl", { nccl: { socketIfname: "lo", ibDisable: true } });
+    spec.nodes[1] = { ...spec.nodes[1]!, nccl: { socketIfname: "=lo", glooSocketIfname: "lo" } } as (typeof spec.nodes)[number];
+    const created = await call("POST", "/v1/clusters", { body: spec });
+    expect(created.status, created.text).toBe(201);
+    const view = (await call("GET", "/v1/clusters/c-nccl")).json;
+    expect(view.nccl).toEqual({ socketIfname: "lo", ibDisable: true });
+    expect(view.nodes[1].nccl).toEqual({ socketIfname: "=lo", glooSocketIfname: "lo" });
+    expect(view.nodes[0].nccl).toBeUndefined();
+
+    const res = await call("POST", "/v1/jobs/dry-run", { body: jobSpec({ cluster: "c-nccl", env: { NCCL_DEBUG: "INFO" } }) });
+    expect(res.status, res.text).toBe(200);
+    const [a, b] = res.json.nodes;
+    expect(a.env).toMatchObject({ NCCL_SOCKET_IFNAME: "lo", GLOO_SOCKET_IFNAME: "lo", NCCL_IB_DISABLE: "1", NCCL_DEBUG: "INFO" });
+    expect(b.env).toMatchObject({ NCCL_SOCKET_IFNAME: "=lo", GLOO_SOCKET_IFNAME: "lo", NCCL_IB_DISABLE: "1" });
+
+    const bad = await call("POST", "/v1/clusters", { body: clusterSpec("c-nccl-bad", { nccl: { socketIfname: "lo;id" } }) });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain("socketIfname");
+  });
+
   it("refuses what it cannot run with 400", async () => {
     expect((await call("POST", "/v1/jobs/dry-run", { body: jobSpec({ resources: { nodes: 3, gpusPerNode: 2 } }) })).status).toBe(
       400,

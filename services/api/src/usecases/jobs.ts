@@ -147,6 +147,7 @@ export async function dryRunJob(deps: ApiDeps, team: string, input: JobSpec): Pr
     attemptNumber: 1,
     spec,
     clusterEnv: cluster.env ?? {},
+    clusterNccl: cluster.nccl,
     nodes: chosen.map((n) => ({
       name: n.name,
       host: n.host,
@@ -155,6 +156,7 @@ export async function dryRunJob(deps: ApiDeps, team: string, input: JobSpec): Pr
       workRoot: n.workRoot,
       gpuIndices: Array.from({ length: gpusPerNode }, (_, i) => i),
       ports,
+      nccl: n.nccl,
     })),
   });
   return {

@@ -254,6 +254,7 @@ function buildPlan(
     attemptNumber,
     spec: job.spec,
     clusterEnv: cluster.env ?? {},
+    clusterNccl: cluster.nccl,
     nodes: allocation.nodes.map((a) => {
       const node = cluster.nodes.find((n) => n.name === a.node)!;
       return {
@@ -264,6 +265,7 @@ function buildPlan(
         workRoot: node.workRoot,
         gpuIndices: a.gpuIndices,
         ports: a.ports,
+        nccl: node.nccl,
       };
     }),
   });
