@@ -76,7 +76,8 @@ describe.skipIf(missing !== undefined && process.env.CI !== "true")("web console
     const budget = { name: "console-monthly", scope: { type: "team" }, limitUsd: 5, thresholds: [50, 80, 100], action: "alert" };
     expect((await p.api("POST", "/v1/budgets", budget)).status).toBe(201);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
-  });
+    // The whole platform, four keys and a browser: slow on a busy two-core machine.
+  }, 240_000);
   afterAll(async () => {
     for (const c of contexts) await c.close().catch(() => undefined);
     await browser?.close();
