@@ -8,6 +8,8 @@ COPY packages ./packages
 COPY services ./services
 COPY tests/package.json ./tests/package.json
 RUN pnpm install --frozen-lockfile
+# The web console the api serves under /ui.
+RUN pnpm --filter @trainyard/console build
 USER node
 ENV NODE_ENV=production
 ENTRYPOINT ["/app/node_modules/.bin/tsx"]

@@ -9,6 +9,8 @@ if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version)" != "$want" ]; then
   npm install -g "pnpm@$want" >/dev/null
 fi
 pnpm install --frozen-lockfile --prefer-offline --reporter=silent
+# The web console's static files (packages/console/dist), served by the API under /ui.
+pnpm --filter @trainyard/console build
 
 # The trainyard CLI on PATH: a link to packages/cli/bin/trainyard (it runs this checkout's sources).
 # /usr/local/bin when writable (root), else ~/.local/bin. `pnpm trainyard …` works without it.

@@ -226,3 +226,21 @@ export async function waitForJob(
 }
 
 export const EXAMPLE_TRAIN = readFileSync(new URL("../examples/pytorch-ddp/train.py", import.meta.url), "utf8");
+
+/** A new API key of `role` in `team` (created first when it is not the platform team), issued by the operator token. */
+export async function issueKey(p: Platform, role: "viewer" | "member" | "admin", team = "default"): Promise<string> {
+  if (team !== "default") {
+    const created = await p.api("POST", "/v1/teams", { name: team });
+    if (created.status !== 201 && created.status !== 409)
+      throw new Error(`team creation failed: ${created.status} ${created.text}`);
+  }
+  const res = await p.api<{ key: string }>("POST", `/v1/teams/${team}/keys`, {
+    name: `${role}-${randomBytes(3).toString("hex")}`,
+    role,
+  });
+  if (res.status !== 201) throw new Error(`key issue failed: ${res.status} ${res.text}`);
+  return res.body.key;
+}
+
+/** Headers that make `p.api` act as another key. */
+export const asKey = (key: string): Record<string, string> => ({ authorization: `Bearer ${key}` });

@@ -127,6 +127,7 @@ export const AUDIT_ACTIONS = [
   "cluster.repin",
   "job.submit",
   "job.cancel",
+  "job.resubmit",
   "checkpoint.delete",
   "budget.create",
   "budget.update",

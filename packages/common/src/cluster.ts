@@ -221,7 +221,10 @@ export interface ClusterView {
   team: string;
   /** Teams the cluster is shared with; shown to its owner only. */
   sharedWith?: string[];
-  nodes: Array<NodeSpec & { gpuCheck?: NodeGpuCheck; cordon?: NodeCordon; health?: NodeHealth; placementBlocked?: string }>;
+  /** `gpusUsed`: GPUs of the node reserved by jobs now. */
+  nodes: Array<
+    NodeSpec & { gpusUsed: number; gpuCheck?: NodeGpuCheck; cordon?: NodeCordon; health?: NodeHealth; placementBlocked?: string }
+  >;
   env: Record<string, string>;
   nccl?: NcclSettings;
   ports: PortRange;

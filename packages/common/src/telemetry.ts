@@ -16,3 +16,12 @@ export interface TelemetrySampleView {
   gpus: GpuSample[];
   proc?: { cpuPct: number; rssMiB: number };
 }
+
+/** One step of a job's progress history, as GET /v1/jobs/:id/progress returns it. */
+export interface ProgressSampleView {
+  at: string;
+  attemptId: string;
+  step: number;
+  totalSteps?: number;
+  loss?: number;
+}

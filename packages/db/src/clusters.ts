@@ -396,6 +396,11 @@ export function clusterView(doc: ClusterDoc, viewer: string = doc.team): Cluster
         gpuType: n.gpuType,
         workRoot: n.workRoot,
         ...(n.nccl ? { nccl: n.nccl } : {}),
+        // Reserved by jobs now (held allocations included): counts only, whoever holds them.
+        gpusUsed: (doc.allocations ?? []).reduce(
+          (sum, a) => sum + a.nodes.filter((x) => x.node === n.name).reduce((k, x) => k + x.gpuIndices.length, 0),
+          0,
+        ),
         ...(n.gpuCheck ? { gpuCheck: n.gpuCheck } : {}),
         ...(n.cordon ? { cordon: n.cordon } : {}),
         ...(n.health ? { health: n.health } : {}),

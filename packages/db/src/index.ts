@@ -10,6 +10,7 @@ import { JobCostRepo } from "./job-costs";
 import { JobRepo } from "./jobs";
 import type { DocumentLocks } from "./locks";
 import { registerModels } from "./models";
+import { ProgressRepo } from "./progress";
 import { RateCardRepo } from "./rate-cards";
 import { StorageCredentialRepo } from "./storage-credentials";
 import { TelemetryRepo } from "./telemetry";
@@ -25,6 +26,7 @@ export * from "./job-costs";
 export * from "./jobs";
 export * from "./locks";
 export * from "./models";
+export * from "./progress";
 export * from "./rate-cards";
 export * from "./rotate-secrets";
 export * from "./storage-credentials";
@@ -46,6 +48,8 @@ export interface Repos {
   audit: AuditRepo;
   /** GPU and process samples of running attempts. */
   telemetry: TelemetryRepo;
+  /** Progress history (step, loss) of jobs, for their charts. */
+  progress: ProgressRepo;
 }
 
 /** The only way services reach MongoDB collections. */
@@ -66,6 +70,7 @@ export function createRepos(conn: Connection, box: SecretBox | undefined, locks:
     apiKeys: new ApiKeyRepo(conn),
     audit: new AuditRepo(conn),
     telemetry: new TelemetryRepo(conn),
+    progress: new ProgressRepo(conn),
   };
 }
 
@@ -85,6 +90,7 @@ export async function syncIndexes(conn: Connection): Promise<void> {
     new ApiKeyRepo(conn).syncIndexes(),
     new AuditRepo(conn).syncIndexes(),
     new TelemetryRepo(conn).syncIndexes(),
+    new ProgressRepo(conn).syncIndexes(),
   ]);
 }
 

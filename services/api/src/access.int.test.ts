@@ -422,6 +422,8 @@ describe("platform operators and team admins", () => {
     // No launcher runs here: the job has no attempt, so no log and no checkpoint (404 for all who may look).
     getJobLogs: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/logs` }), expect: [404, 404, 404, 404] },
     getJobMetrics: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/metrics` }), expect: [200, 200, 200, 200] },
+    getJobProgress: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/progress` }), expect: [200, 200, 200, 200] },
+    resubmitJob: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/resubmit` }), expect: [403, 202, 202, 202] },
     listCheckpoints: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/checkpoints` }), expect: [200, 200, 200, 200] },
     latestCheckpoint: { req: (o) => ({ path: `/v1/jobs/${o.objects.jobId}/checkpoints/latest` }), expect: [404, 404, 404, 404] },
     deleteCheckpoint: {

@@ -7,6 +7,7 @@ import express from "express";
 import helmet from "helmet";
 import type { ApiConfig, ApiDeps } from "./context";
 import { authenticate, requireRole } from "./http/auth";
+import { CONSOLE_PATH, consoleApp } from "./http/console";
 import { errorHandler, notFoundHandler, requireJsonBody } from "./http/errors";
 import { openApiDocument } from "./http/openapi";
 import { rateLimitPerKey } from "./http/rate-limit";
@@ -94,6 +95,8 @@ export async function startApi(
       res.json(contract);
     });
     app.use(REFERENCE_PATH, referencePage());
+    // The web console (static files; its data comes from /v1 with the user's key).
+    app.use(CONSOLE_PATH, consoleApp());
 
     // Authentication, then the per-key rate limit, come before anything reads the body: an
     // anonymous caller gets 401, not 413.

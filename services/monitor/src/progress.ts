@@ -20,3 +20,18 @@ export function progressFromMetrics(lines: Array<Record<string, unknown>>, now: 
   }
   return undefined;
 }
+
+/** Every progress line (a numeric step, not a checkpoint announcement), in file order. */
+export function stepLines(lines: Array<Record<string, unknown>>): Array<{ step: number; totalSteps?: number; loss?: number }> {
+  const out: Array<{ step: number; totalSteps?: number; loss?: number }> = [];
+  for (const line of lines) {
+    const { step, total_steps: total, loss } = line;
+    if (typeof step !== "number" || !Number.isFinite(step) || line.checkpoint !== undefined) continue;
+    out.push({
+      step,
+      ...(typeof total === "number" && total > 0 ? { totalSteps: total } : {}),
+      ...(typeof loss === "number" && Number.isFinite(loss) ? { loss } : {}),
+    });
+  }
+  return out;
+}

@@ -35,6 +35,7 @@ const ERRORS: Record<string, string> = {
 /** Extra statuses some operations answer. */
 const EXTRA_ERRORS: Record<string, Record<string, string>> = {
   submitJob: { "402": "a `stop` budget of the team or project is exhausted" },
+  resubmitJob: { "402": "a `stop` budget of the team or project is exhausted" },
   checkCluster: { "502": "a node could not be reached" },
   getJobLogs: { "502": "the node holding the log could not be reached" },
 };

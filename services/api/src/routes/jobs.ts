@@ -5,9 +5,9 @@ import { parseIdempotencyKey } from "../http/idempotency";
 import { type ApiRoute, defineRoute } from "../http/route-table";
 import { cursorPageOf, idView, itemsOf, jobDetailSchema, jobRefSchema, jobViewSchema, objectWith } from "../http/schemas";
 import { deleteCheckpoint, latestCheckpoint, listCheckpoints } from "../usecases/checkpoints";
-import { cancelJob, dryRunJob, getJob, listJobs, listJobsQuerySchema, submitJob } from "../usecases/jobs";
+import { cancelJob, dryRunJob, getJob, listJobs, listJobsQuerySchema, resubmitJob, submitJob } from "../usecases/jobs";
 import { logsQuerySchema, readJobLogs, resolveLogTarget } from "../usecases/logs";
-import { jobMetrics, metricsQuerySchema } from "../usecases/telemetry";
+import { jobMetrics, jobProgress, metricsQuerySchema, progressQuerySchema } from "../usecases/telemetry";
 import { streamLogs } from "./sse";
 
 export function jobRoutes(deps: ApiDeps): ApiRoute[] {
@@ -84,6 +84,21 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
       handle: ({ team, params }) => cancelJob(deps, team, params.id!),
     }),
     defineRoute({
+      method: "post",
+      path: "/v1/jobs/{id}/resubmit",
+      operationId: "resubmitJob",
+      summary: "Submit a new job from this job's spec (e.g. to run a failed or cancelled job again)",
+      tag: "jobs",
+      role: "member",
+      scope: "team",
+      ok: { status: 202, description: "the new job, queued", schema: jobRefSchema, names: "id" },
+      audit: "job.resubmit",
+      async handle({ team, params }) {
+        const result = await resubmitJob(deps, team, params.id!);
+        return { id: result.id, status: result.status };
+      },
+    }),
+    defineRoute({
       method: "get",
       path: "/v1/jobs/{id}/logs",
       operationId: "getJobLogs",
@@ -128,6 +143,18 @@ export function jobRoutes(deps: ApiDeps): ApiRoute[] {
         schema: objectWith({ items: z.array(z.unknown()), latest: z.record(z.string(), z.unknown()) }),
       },
       handle: ({ team, params, query }) => jobMetrics(deps, team, params.id!, query),
+    }),
+    defineRoute({
+      method: "get",
+      path: "/v1/jobs/{id}/progress",
+      operationId: "getJobProgress",
+      summary: "The job's progress history (step, loss), oldest first; kept after the job ends",
+      tag: "jobs",
+      role: "viewer",
+      scope: "team",
+      query: progressQuerySchema,
+      ok: { status: 200, description: "progress samples", schema: itemsOf(z.unknown()) },
+      handle: ({ team, params, query }) => jobProgress(deps, team, params.id!, query),
     }),
     defineRoute({
       method: "get",

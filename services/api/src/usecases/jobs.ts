@@ -105,6 +105,18 @@ export async function submitJob(deps: ApiDeps, team: string, input: JobSpec, ide
   return { created, id: job._id.toString(), status };
 }
 
+/**
+ * A new job from an earlier job's spec as it was stored (files and env included, priority as it
+ * got it), submitted like any other: validated against the cluster as it is now, budget-checked,
+ * queued. Only the new job's id and status come back, never the spec's secrets.
+ */
+export async function resubmitJob(deps: ApiDeps, team: string, id: string): Promise<SubmitResult> {
+  const old = await deps.repos.jobs.getForTeam(team, id);
+  const result = await submitJob(deps, team, old.spec);
+  deps.logger.info({ jobId: result.id, from: id }, "job resubmitted");
+  return result;
+}
+
 export interface DryRunNode {
   node: string;
   host: string;

@@ -1,5 +1,5 @@
-import { nameSchema, type TelemetrySampleView } from "@trainyard/common";
-import { telemetryView } from "@trainyard/db";
+import { nameSchema, type ProgressSampleView, type TelemetrySampleView } from "@trainyard/common";
+import { progressSampleView, telemetryView } from "@trainyard/db";
 import { z } from "zod";
 import type { ApiDeps } from "../context";
 
@@ -31,4 +31,21 @@ export async function jobMetrics(
   const latest: Record<string, TelemetrySampleView> = {};
   for (const s of items) latest[s.node] = s;
   return { items, latest };
+}
+
+export const progressQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(20_000).default(2000) }).strict();
+
+/**
+ * A job's progress history (step, loss, total steps per attempt), the newest `limit` oldest first:
+ * what its loss/step chart draws, kept after the job ends.
+ */
+export async function jobProgress(
+  deps: ApiDeps,
+  team: string,
+  jobId: string,
+  q: z.output<typeof progressQuerySchema>,
+): Promise<{ items: ProgressSampleView[] }> {
+  const job = await deps.repos.jobs.getForTeam(team, jobId);
+  const docs = await deps.repos.progress.forJob(job._id, q.limit);
+  return { items: docs.map(progressSampleView) };
 }

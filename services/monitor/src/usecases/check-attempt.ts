@@ -13,6 +13,7 @@ import {
 import type { MonitorDeps } from "../deps";
 import { progressFromMetrics } from "../progress";
 import { recordTelemetry } from "./gpu-telemetry";
+import { recordProgressHistory } from "./progress-history";
 
 type NodeObservation = { node: AttemptNodeDoc; probe?: ProbeResult; error?: string };
 
@@ -44,15 +45,19 @@ export async function checkAttempt(deps: MonitorDeps, jobId: string, attemptId: 
   // Progress comes from the rank-0 node's metrics file; it only counts as new when the step moved.
   const head = observations.find((o) => o.node.nodeRank === 0)?.probe;
   // Horovod/MPI place ranks themselves (Horovod Elastic may put rank 0 on any node): take the furthest.
-  const progress =
+  const source =
     frameworkTraits(job.spec).launchOn === "head"
       ? observations
-          .map((o) => (o.probe ? progressFromMetrics(o.probe.metrics, now) : undefined))
-          .reduce((best, p) => (p && (!best || p.step > best.step) ? p : best), undefined)
-      : head
-        ? progressFromMetrics(head.metrics, now)
-        : undefined;
+          .map((o) => o.probe)
+          .reduce<ProbeResult | undefined>((best, p) => {
+            const step = p ? progressFromMetrics(p.metrics, now)?.step : undefined;
+            const bestStep = best ? progressFromMetrics(best.metrics, now)?.step : undefined;
+            return step !== undefined && (bestStep === undefined || step > bestStep) ? p : best;
+          }, undefined)
+      : head;
+  const progress = source ? progressFromMetrics(source.metrics, now) : undefined;
   if (progress && job.progress && job.progress.step === progress.step) progress.updatedAt = job.progress.updatedAt;
+  else if (progress && source) await recordProgressHistory(deps, job, attemptId, source.metrics, now);
 
   if (head) await keepCheckpointsCurrent(deps, job, cluster, attemptIndex);
 
