@@ -197,13 +197,15 @@ describe("recovery: a failed rank restarts the gang from the latest checkpoint",
         ].join("\n"),
       ],
     });
-    const listed = async () => (await p.api<{ items: Array<{ id: string; step: number }> }>("GET", `/v1/jobs/${id}/checkpoints`)).body.items;
+    const listed = async () =>
+      (await p.api<{ items: Array<{ id: string; step: number }> }>("GET", `/v1/jobs/${id}/checkpoints`)).body.items;
     const deadline = Date.now() + 120_000;
     while ((await listed()).length === 0 && Date.now() < deadline) {
       const job = await getJob(p, id);
-      expect(["QUEUED", "LAUNCHING", "RUNNING"], `job ended early: ${JSON.stringify(job.attempts.map((a) => a.reason))}`).toContain(
-        job.status,
-      );
+      expect(
+        ["QUEUED", "LAUNCHING", "RUNNING"],
+        `job ended early: ${JSON.stringify(job.attempts.map((a) => a.reason))}`,
+      ).toContain(job.status);
       await sleep(500);
     }
     const [latest] = await listed();
