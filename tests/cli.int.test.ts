@@ -32,7 +32,7 @@ const env: NodeJS.ProcessEnv = {
   TRAINYARD_CONTEXT: "",
   LOG_LEVEL: "warn",
   MONITOR_INTERVAL_MS: "500",
-  SCHEDULER_SWEEP_MS: "2000",
+  RECONCILE_INTERVAL_MS: "2000",
   STOP_GRACE_MS: "3000",
 };
 let port = 0;

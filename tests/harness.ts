@@ -69,7 +69,7 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     HEALTH_PORT: "0",
     HEALTH_HOST: "127.0.0.1",
     MONITOR_INTERVAL_MS: "500",
-    SCHEDULER_SWEEP_MS: "2000",
+    RECONCILE_INTERVAL_MS: "2000",
     STOP_GRACE_MS: "3000",
     NODE_LOST_AFTER_MISSES: "3",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",

@@ -38,8 +38,9 @@ ensure_packages() {
   # postgresql: FerretDB's backend (see ensure_postgres); only its binaries are used, Debian's
   # own cluster (5432, systemd) is left alone.
   # chromium: the browser the web console's tests drive (tests/console.int.test.ts, playwright-core).
+  # pdsh: the fan-out baseline of `pnpm bench` (P2).
   ensure_apt redis-server openssh-server openssh-client python3-torch python3-venv procps iproute2 \
-    openmpi-bin python3-mpi4py postgresql chromium
+    openmpi-bin python3-mpi4py postgresql chromium pdsh
 }
 
 # ------------------------------------------------------------------------------ redis

@@ -15,38 +15,10 @@ import { REPO_ROOT } from "@trainyard/testkit";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { type Platform, registerCluster, startPlatform } from "../harness";
+import { load, pct, round, timed } from "./lib";
 
 const levels = (process.argv[2] ?? "100,1000").split(",").map(Number);
 const CONCURRENCY = 16;
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? Number.NaN;
-};
-const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
-
-async function timed<T>(fn: () => Promise<T>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return performance.now() - t0;
-}
-
-/** Run `n` calls of `fn`, `concurrency` at a time; per-call latencies and calls per second. */
-async function load(n: number, concurrency: number, fn: (i: number) => Promise<void>) {
-  const lat: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < n) {
-        const i = next++;
-        lat.push(await timed(() => fn(i)));
-      }
-    }),
-  );
-  const seconds = (performance.now() - t0) / 1000;
-  return { perSecond: round(n / seconds), p50Ms: round(pct(lat, 0.5)), p99Ms: round(pct(lat, 0.99)) };
-}
 
 async function bullmqBaseline(redisUrl: string, n: number) {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });

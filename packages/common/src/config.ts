@@ -62,18 +62,25 @@ export const nodeAccessConfigShape = {
   LOG_TAIL_BYTES: int(8192, 0),
 };
 
+/** Worker services rebuild lost queue messages from the database once at start and this often. */
+const reconcileConfigShape = {
+  RECONCILE_INTERVAL_MS: int(30_000, 100),
+};
+
 export const launcherConfigShape = {
   ...baseConfigShape,
   ...nodeAccessConfigShape,
+  ...reconcileConfigShape,
   LAUNCHER_CONCURRENCY: int(4, 1),
-  /** How often a scheduling pass is requested for every cluster with QUEUED jobs or overdue retries (catches lost messages). */
-  SCHEDULER_SWEEP_MS: int(15_000, 100),
+  /** A launching attempt whose launcher has not renewed its lease for this long is taken over by another replica. */
+  LAUNCH_LEASE_MS: int(30_000, 300),
   MONITOR_INTERVAL_MS: int(5_000, 100),
 };
 
 export const monitorConfigShape = {
   ...baseConfigShape,
   ...nodeAccessConfigShape,
+  ...reconcileConfigShape,
   MONITOR_CONCURRENCY: int(8, 1),
   MONITOR_INTERVAL_MS: int(5_000, 100),
   /** Consecutive failed checks before a node counts as lost. */
@@ -102,6 +109,8 @@ export const apiConfigShape = {
   /** Requests each API key may make per API_RATE_LIMIT_WINDOW_MS (shared by all API replicas). */
   API_RATE_LIMIT: int(1200, 1),
   API_RATE_LIMIT_WINDOW_MS: int(60_000, 1000),
+  /** A Redis command of the API (queue add, rate limit, write lock) that gets no answer fails after this; Redis down fails at once (503). */
+  API_REDIS_TIMEOUT_MS: int(5_000, 50),
   /** Base URL used in links (e.g. alerts); defaults to http://HOST:PORT. */
   PUBLIC_URL: z.string().url().optional(),
   /** Private/loopback hosts or CIDRs alert channels may point at (checked when a channel is saved). */
@@ -111,6 +120,7 @@ export const apiConfigShape = {
 /** Variables of the cost service. */
 export const costConfigShape = {
   ...baseConfigShape,
+  ...reconcileConfigShape,
   /** How often every running job is re-priced and every budget evaluated. */
   COST_INTERVAL_MS: int(60_000, 100),
   COST_CONCURRENCY: int(4, 1),

@@ -186,6 +186,25 @@ function refineFrameworkOptions(spec: FrameworkOptionsView, ctx: z.RefinementCtx
   }
 }
 
+/**
+ * "checkpoint": stopped at the first monitor check that finds a checkpoint newer than the
+ * preemption request, or once `graceSeconds` pass without one; "immediate": stopped at once (the
+ * work since its latest checkpoint is lost).
+ */
+export const preemptionPolicySchema = z
+  .object({
+    mode: z.enum(["checkpoint", "immediate"], { error: 'must be "checkpoint" or "immediate"' }).default("checkpoint"),
+    graceSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 86_400)
+      .default(300),
+  })
+  .strict();
+export type PreemptionPolicy = z.infer<typeof preemptionPolicySchema>;
+export const DEFAULT_PREEMPTION_POLICY = preemptionPolicySchema.parse({});
+
 /** A job's place in its cluster's queue: higher first. Also a team's default (PUT /v1/teams/{team}/default-priority). */
 export const prioritySchema = z.number().int().min(-1000).max(1000);
 
@@ -243,6 +262,13 @@ export const jobSpecSchema = z
     retry: retryPolicySchema.default(DEFAULT_RETRY_POLICY),
     checkpoints: checkpointPolicySchema.default(DEFAULT_CHECKPOINT_POLICY),
     hang: hangPolicySchema.optional(),
+    /**
+     * The job may be stopped to make room for a queued job of strictly higher priority on its
+     * cluster; it goes back to QUEUED and resumes from its latest checkpoint (docs/architecture.md).
+     */
+    preemptible: z.boolean().optional(),
+    /** How a preemptible job is stopped: after its next checkpoint (within graceSeconds), or at once. */
+    preemption: preemptionPolicySchema.optional(),
     /** Stop the job (STOPPED_BUDGET) once its own cost reaches this many USD. */
     maxCostUsd: z.number().finite().positive("must be > 0").max(1_000_000_000).optional(),
   })
@@ -256,6 +282,8 @@ export const jobSpecSchema = z
         ctx.addIssue({ code: "custom", path: ["files", k], message: `'${k}' is a reserved file name in the attempt directory` });
     }
     refineFrameworkOptions(spec, ctx);
+    if (spec.preemption && spec.preemptible !== true)
+      ctx.addIssue({ code: "custom", path: ["preemption"], message: 'preemption options need "preemptible": true' });
   })
   // Shown in the OpenAPI document and its reference page (and tried by Schemathesis).
   .meta({
@@ -328,7 +356,8 @@ export const TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
   PENDING: ["QUEUED", "CANCELLED", "FAILED"],
   QUEUED: ["LAUNCHING", "CANCELLED", "FAILED", "STOPPED_BUDGET"],
   LAUNCHING: ["RUNNING", "QUEUED", "RETRYING", "FAILED", "CANCELLED", "STOPPED_BUDGET"],
-  RUNNING: ["SUCCEEDED", "FAILED", "RETRYING", "CANCELLED", "STOPPED_BUDGET"],
+  // RUNNING -> QUEUED: preempted, back in the queue to resume later (not a failure).
+  RUNNING: ["SUCCEEDED", "FAILED", "RETRYING", "QUEUED", "CANCELLED", "STOPPED_BUDGET"],
   RETRYING: ["LAUNCHING", "FAILED", "CANCELLED", "STOPPED_BUDGET"],
   SUCCEEDED: [],
   FAILED: [],
@@ -366,8 +395,12 @@ export interface AttemptNode {
   logTail?: string;
 }
 
-/** "retry" stops the gang and starts the next attempt from the latest checkpoint. */
-export type StopKind = "cancel" | "fail" | "budget" | "retry";
+/**
+ * "retry" stops the gang and starts the next attempt from the latest checkpoint; "preempt" stops it
+ * to make room for a higher-priority job and puts it back in the queue (QUEUED).
+ */
+export const STOP_KINDS = ["cancel", "fail", "budget", "retry", "preempt"] as const;
+export type StopKind = (typeof STOP_KINDS)[number];
 export interface StopRequest {
   kind: StopKind;
   reason: string;
@@ -378,6 +411,32 @@ export interface StopRequest {
   exitCode?: number;
 }
 
+/** How an attempt ended: the job's status then, or PREEMPTED (stopped for a higher-priority job; not a failure). */
+export const JOB_ATTEMPT_OUTCOMES = [...JOB_STATUSES, "PREEMPTED"] as const;
+export type AttemptOutcomeStatus = (typeof JOB_ATTEMPT_OUTCOMES)[number];
+
+/**
+ * Which failure this attempt's would be, for the retry policy: preempted attempts are not failures,
+ * and launches abandoned by a lost launcher never ran, so neither uses any of maxRetries.
+ */
+export function failureNumber(
+  attempts: ReadonlyArray<{ number: number; outcome?: string; startedAt?: unknown }>,
+  attemptNumber: number,
+): number {
+  return attempts.filter(
+    (a) => a.number <= attemptNumber && a.outcome !== "PREEMPTED" && (a.number === attemptNumber || Boolean(a.startedAt)),
+  ).length;
+}
+
+/** A pending checkpoint-aware preemption: the attempt stops at its next checkpoint, or at `deadline`. */
+export interface PreemptRequest {
+  /** The queued job it makes room for. */
+  byJobId: string;
+  byJobName: string;
+  requestedAt: string;
+  deadline: string;
+}
+
 export interface Attempt {
   id: string;
   number: number;
@@ -386,7 +445,7 @@ export interface Attempt {
   createdAt: string;
   startedAt?: string;
   endedAt?: string;
-  outcome?: JobStatus;
+  outcome?: AttemptOutcomeStatus;
   reason?: string;
   /** When hang detection first saw this attempt stalled. */
   stalledAt?: string;
@@ -414,6 +473,8 @@ export interface JobView {
   retryAt?: string;
   failure?: { reason: string; node?: string; rank?: number; exitCode?: number };
   stopRequest?: StopRequest;
+  /** Set while the job waits to be preempted at its next checkpoint. */
+  preemptRequest?: PreemptRequest;
   /** Priced by the cost service (absent until the first pricing). */
   cost?: JobCost;
   spec: Omit<JobSpec, "files"> & { files: string[] };

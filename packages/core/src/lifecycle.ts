@@ -11,8 +11,13 @@ export interface LifecycleDeps {
 
 /** How a job's current attempt (or, before any attempt ran, the waiting job itself) ends. */
 export interface Ending {
-  /** What the job becomes; RETRYING: the attempt failed and another starts after `retryAt`. */
-  status: TerminalStatus | "RETRYING";
+  /**
+   * What the job becomes; RETRYING: the attempt failed and another starts after `retryAt`; QUEUED:
+   * back in the queue: from LAUNCHING, the attempt never got going (its launcher was lost) and the
+   * job waits at its place; from RUNNING, the attempt was preempted (outcome PREEMPTED) and the job
+   * resumes from its latest checkpoint when it is admitted again.
+   */
+  status: TerminalStatus | "RETRYING" | "QUEUED";
   /** The statuses the job may be in for this ending to apply (the change is conditional on them). */
   from: readonly JobStatus[];
   at: Date;
@@ -30,13 +35,14 @@ export interface Ending {
 }
 
 /**
- * End a job's attempt, the single way every service does it (launcher: failed launch, stop;
+ * End a job's attempt, the single way every service does it (launcher: failed launch, stop,
+ * a launch taken over from a lost launcher;
  * monitor: success; cost: budget stop of a waiting job; API: cancel of a waiting job):
  *   1. the status change, conditional on `from` and the attempt being current: of racing
  *      replicas exactly one gets past it, and only that one does the rest;
  *   2. the reservation is freed (except on unverified nodes) and a scheduling pass is requested;
  *   3. a cost `ended` event when the attempt ran (a `started` one was sent when it began);
- *   4. the next attempt's delayed launch, when retrying;
+ *   4. the next attempt's delayed launch, when retrying (a preempted job waits for a pass instead);
  *   5. the alert.
  * Returns the updated job, or null when another actor moved it first (nothing else is done).
  */
@@ -48,6 +54,11 @@ export async function finishAttempt(deps: LifecycleDeps, job: JobDoc, ending: En
   if (ending.status === "RETRYING") {
     if (!attempt || !ending.retryAt || !ending.failure) throw new Error("a retry needs the failed attempt, retryAt and failure");
     done = await repos.jobs.requeue(job, attempt, { at, retryAt: ending.retryAt, failure: ending.failure });
+  } else if (ending.status === "QUEUED") {
+    if (!attempt) throw new Error("going back to the queue needs the attempt that ends");
+    done = ending.from.includes("LAUNCHING")
+      ? await repos.jobs.relaunch(job, attempt, at)
+      : await repos.jobs.preempted(job, attempt, { at, waitingReason: `${attempt.reason ?? "preempted"}; back in the queue` });
   } else {
     done = await repos.jobs.finish(job, ending.from, ending.status, {
       at,
@@ -58,7 +69,7 @@ export async function finishAttempt(deps: LifecycleDeps, job: JobDoc, ending: En
   }
   if (!done) return null;
   const reason = attempt?.reason ?? ending.failure?.reason;
-  const quiet = ending.status === "SUCCEEDED" || ending.status === "CANCELLED";
+  const quiet = ending.status === "SUCCEEDED" || ending.status === "CANCELLED" || ending.status === "QUEUED";
   logger[quiet ? "info" : "warn"]({ jobId, attemptId: attempt?.attemptId, status: ending.status, reason }, "attempt ended");
 
   const unverified = ending.unverifiedNodes ?? [];

@@ -84,7 +84,39 @@ export class NodeGateway {
       content,
       mode: modes[p] ?? 0o644,
     }));
-    await this.ssh.upload(this.target(cluster, plan.node), await this.creds(cluster), files);
+    try {
+      await this.ssh.upload(this.target(cluster, plan.node), await this.creds(cluster), files);
+    } catch (err) {
+      throw await this.explainUploadFailure(cluster, plan.node, files, err as Error);
+    }
+  }
+
+  /**
+   * SFTP reports a full disk only as "Failure": when the node's work root has less room than the
+   * attempt's files need, say so (the launch fails with that reason; nothing half-written is used,
+   * as every attempt writes only under its own directory).
+   */
+  private async explainUploadFailure(
+    cluster: ClusterDoc,
+    nodeName: string,
+    files: Array<{ content: string }>,
+    err: Error,
+  ): Promise<Error> {
+    const workRoot = cluster.nodes.find((n) => n.name === nodeName)?.workRoot;
+    if (!workRoot) return err;
+    const needKb = Math.ceil(files.reduce((n, f) => n + Buffer.byteLength(f.content), 0) / 1024);
+    try {
+      const res = await this.run(cluster, nodeName, shellJoin(["df", "-Pk", "--", workRoot]));
+      const availKb = Number(res.stdout.trim().split("\n").pop()?.split(/\s+/)[3]);
+      if (res.code === 0 && Number.isFinite(availKb) && availKb < needKb) {
+        return new Error(
+          `no space left on ${nodeName}:${workRoot}: ${availKb} KB free, the attempt's files need ${needKb} KB (${err.message})`,
+        );
+      }
+    } catch {
+      // the node cannot even answer df: the upload's own error is all there is
+    }
+    return err;
   }
 
   /** Upload files (absolute paths) to a node, e.g. an attempt's inter-node SSH key and known_hosts. */

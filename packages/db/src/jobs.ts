@@ -15,7 +15,7 @@ import { Types, type UpdateQuery } from "mongoose";
 import { isDuplicateKeyError, retryWriteConflicts } from "./connection";
 import { jobCostView } from "./job-costs";
 import type { DocumentLocks } from "./locks";
-import type { AttemptDoc, AttemptNodeDoc, JobDoc, Models, StopRequestDoc } from "./models";
+import type { AttemptDoc, AttemptNodeDoc, JobDoc, Models, PreemptRequestDoc, StopRequestDoc } from "./models";
 
 export interface NewJob {
   team: string;
@@ -39,14 +39,20 @@ export interface ListJobsQuery {
   after?: JobsPageKey;
 }
 
+/** Who is starting a LAUNCHING attempt, and until when that claim holds unless renewed. */
+export interface LaunchLease {
+  owner: string;
+  until: Date;
+}
+
 /** Why a job failed (or stopped), as shown on the job. */
 export type JobFailure = NonNullable<JobDoc["failure"]>;
 
 /** How an attempt ended, recorded on the attempt itself. */
 export interface AttemptEnd {
   attemptId: string;
-  /** The attempt's own outcome: a retried attempt FAILED although its job goes on. */
-  outcome: TerminalStatus;
+  /** The attempt's own outcome: a retried attempt FAILED although its job goes on; a preempted one PREEMPTED. */
+  outcome: TerminalStatus | "PREEMPTED";
   reason?: string;
   /** The nodes' final states. */
   nodes?: AttemptNodeDoc[];
@@ -230,11 +236,12 @@ export class JobRepo {
     id: Types.ObjectId,
     from: readonly JobStatus[],
     to: JobStatus,
-    opts: { attemptId?: string; set?: Record<string, unknown>; unset?: string[] } = {},
+    opts: { attemptId?: string; leaseOwner?: string; set?: Record<string, unknown>; unset?: string[] } = {},
   ): Promise<JobDoc | null> {
     assertTransition(from, to);
     const filter: Record<string, unknown> = { _id: id, status: { $in: [...from] } };
     if (opts.attemptId !== undefined) filter.currentAttemptId = opts.attemptId;
+    if (opts.leaseOwner !== undefined) filter.launchLeaseOwner = opts.leaseOwner;
     const update: UpdateQuery<JobDoc> = { $set: { status: to, ...(opts.set ?? {}) } };
     if (opts.unset?.length) update.$unset = Object.fromEntries(opts.unset.map((k) => [k, 1]));
     return this.locked(id, async () =>
@@ -256,6 +263,7 @@ export class JobRepo {
     from: readonly JobStatus[],
     attempt: AttemptDoc,
     expectedAttempts: number,
+    lease?: LaunchLease,
   ): Promise<JobDoc | null> {
     assertTransition(from, "LAUNCHING");
     return this.locked(id, async () =>
@@ -263,7 +271,11 @@ export class JobRepo {
         await this.m.Job.findOneAndUpdate(
           { _id: id, status: { $in: [...from] }, attempts: { $size: expectedAttempts } },
           {
-            $set: { status: "LAUNCHING", currentAttemptId: attempt.id },
+            $set: {
+              status: "LAUNCHING",
+              currentAttemptId: attempt.id,
+              ...(lease ? { launchLeaseOwner: lease.owner, launchLeaseUntil: lease.until } : {}),
+            },
             $push: { attempts: attempt },
             $unset: { waitingReason: 1 },
           },
@@ -273,16 +285,76 @@ export class JobRepo {
     );
   }
 
-  /** Every node of the attempt started (LAUNCHING -> RUNNING); the job's own start is its first attempt's. */
-  markRunning(job: JobDoc, attemptId: string, startedAt: Date, nodes: AttemptNodeDoc[]): Promise<JobDoc | null> {
+  /**
+   * The launcher starting the attempt is still at it: push its lease on to `lease.until`. False when
+   * the attempt is no longer its to launch (it runs, ended, or was taken over): it must give up.
+   */
+  async renewLaunchLease(id: Types.ObjectId, attemptId: string, lease: LaunchLease): Promise<boolean> {
+    const res = await this.locked(id, () =>
+      this.m.Job.updateOne(
+        { _id: id, status: "LAUNCHING", currentAttemptId: attemptId, launchLeaseOwner: lease.owner },
+        { $set: { launchLeaseUntil: lease.until } },
+      ),
+    );
+    return res.matchedCount > 0;
+  }
+
+  /**
+   * Take over a launch whose lease ran out (its launcher died): the lease passes to the caller only
+   * while it is still the expired one the caller saw, so of reconcilers racing exactly one wins,
+   * and the old launcher can no longer mark the attempt running.
+   */
+  takeOverLaunch(job: JobDoc, attemptId: string, lease: LaunchLease): Promise<JobDoc | null> {
+    return this.locked(job._id, async () =>
+      hydrateJob(
+        await this.m.Job.findOneAndUpdate(
+          {
+            _id: job._id,
+            status: "LAUNCHING",
+            currentAttemptId: attemptId,
+            launchLeaseOwner: job.launchLeaseOwner ?? null,
+            launchLeaseUntil: job.launchLeaseUntil ?? null,
+          },
+          { $set: { launchLeaseOwner: lease.owner, launchLeaseUntil: lease.until } },
+          { returnDocument: "after" },
+        ).lean<JobDoc>(),
+      ),
+    );
+  }
+
+  /**
+   * Every node of the attempt started (LAUNCHING -> RUNNING); the job's own start is its first
+   * attempt's. With `leaseOwner`, only while that launcher still holds the launch.
+   */
+  markRunning(
+    job: JobDoc,
+    attemptId: string,
+    startedAt: Date,
+    nodes: AttemptNodeDoc[],
+    leaseOwner?: string,
+  ): Promise<JobDoc | null> {
     const i = attemptIndexOf(job, attemptId);
     return this.move(job._id, ["LAUNCHING"], "RUNNING", {
       attemptId,
+      ...(leaseOwner !== undefined ? { leaseOwner } : {}),
       set: {
         startedAt: job.startedAt ?? startedAt,
         [`attempts.${i}.startedAt`]: startedAt,
         [`attempts.${i}.nodes`]: nodes,
       },
+      unset: ["launchLeaseOwner", "launchLeaseUntil"],
+    });
+  }
+
+  /**
+   * A launch abandoned by its launcher (LAUNCHING -> QUEUED): the attempt ends FAILED with the
+   * reason, and the job waits in its cluster's queue at its old place for a fresh attempt.
+   */
+  relaunch(job: JobDoc, attempt: AttemptEnd, at: Date): Promise<JobDoc | null> {
+    return this.move(job._id, ["LAUNCHING"], "QUEUED", {
+      attemptId: attempt.attemptId,
+      set: attemptEndFields(job, attempt, at),
+      unset: ["launchLeaseOwner", "launchLeaseUntil"],
     });
   }
 
@@ -319,6 +391,48 @@ export class JobRepo {
       set: { retryAt: end.retryAt, failure: end.failure, ...attemptEndFields(job, attempt, end.at) },
       unset: ["stopRequest"],
     });
+  }
+
+  /**
+   * The running attempt was preempted (RUNNING -> QUEUED): it ends PREEMPTED (not a failure), and
+   * the job waits in its cluster's queue again, to resume from its latest checkpoint.
+   */
+  preempted(job: JobDoc, attempt: AttemptEnd, end: { at: Date; waitingReason: string }): Promise<JobDoc | null> {
+    return this.move(job._id, ["RUNNING"], "QUEUED", {
+      attemptId: attempt.attemptId,
+      set: { waitingReason: end.waitingReason, ...attemptEndFields(job, attempt, end.at) },
+      unset: ["stopRequest", "preemptRequest", "retryAt"],
+    });
+  }
+
+  /**
+   * Mark a running attempt to be preempted at its next checkpoint. Conditional on the attempt being
+   * current, running and not already stopping or marked: of scheduling passes racing on several
+   * launchers, one marks it. Returns the job when this call marked it.
+   */
+  async requestPreemption(victim: JobDoc, req: PreemptRequestDoc): Promise<JobDoc | null> {
+    return this.locked(victim._id, async () =>
+      hydrateJob(
+        await this.m.Job.findOneAndUpdate(
+          {
+            _id: victim._id,
+            status: "RUNNING",
+            currentAttemptId: victim.currentAttemptId,
+            stopRequest: { $exists: false },
+            preemptRequest: { $exists: false },
+          },
+          { $set: { preemptRequest: req } },
+          { returnDocument: "after" },
+        ).lean<JobDoc>(),
+      ),
+    );
+  }
+
+  /** Drop a pending preemption (the job it made room for no longer waits). */
+  async clearPreemption(id: Types.ObjectId, attemptId: string): Promise<void> {
+    await this.locked(id, () =>
+      this.m.Job.updateOne({ _id: id, currentAttemptId: attemptId }, { $unset: { preemptRequest: 1 } }),
+    );
   }
 
   /** Record why a queued job waits (visible in GET /v1/jobs/:id). */
@@ -476,6 +590,16 @@ export function jobView(doc: JobDoc): JobView {
     ...(doc.retryAt && doc.status === "RETRYING" ? { retryAt: iso(doc.retryAt) } : {}),
     ...(doc.failure?.reason ? { failure: doc.failure } : {}),
     ...(doc.stopRequest?.kind ? { stopRequest: { ...doc.stopRequest, requestedAt: iso(doc.stopRequest.requestedAt)! } } : {}),
+    ...(doc.preemptRequest?.byJobId
+      ? {
+          preemptRequest: {
+            byJobId: doc.preemptRequest.byJobId,
+            byJobName: doc.preemptRequest.byJobName,
+            requestedAt: iso(doc.preemptRequest.requestedAt)!,
+            deadline: iso(doc.preemptRequest.deadline)!,
+          },
+        }
+      : {}),
     ...(doc.cost?.updatedAt ? { cost: jobCostView(doc.cost) } : {}),
     spec: { ...spec, files: doc.fileNames ?? Object.keys(files ?? {}) },
     createdAt: iso(doc.createdAt)!,

@@ -1,4 +1,6 @@
 import {
+  type AttemptOutcomeStatus,
+  JOB_ATTEMPT_OUTCOMES,
   JOB_STATUSES,
   type JobSpec,
   type JobStatus,
@@ -8,6 +10,7 @@ import {
   type NodeGpuCheck,
   type NodeHealth,
   type NodeState,
+  STOP_KINDS,
   type StopKind,
 } from "@trainyard/common";
 import { type Connection, Schema, type Types } from "mongoose";
@@ -170,7 +173,7 @@ export interface AttemptDoc {
   createdAt: Date;
   startedAt?: Date;
   endedAt?: Date;
-  outcome?: JobStatus;
+  outcome?: AttemptOutcomeStatus;
   reason?: string;
   /** When hang detection alerted for this attempt (once per attempt). */
   stalledAt?: Date;
@@ -199,6 +202,12 @@ export interface StopRequestDoc {
   rank?: number;
   exitCode?: number;
 }
+export interface PreemptRequestDoc {
+  byJobId: string;
+  byJobName: string;
+  requestedAt: Date;
+  deadline: Date;
+}
 export interface JobDoc {
   _id: Types.ObjectId;
   team: string;
@@ -224,10 +233,18 @@ export interface JobDoc {
   priority?: number;
   /** When a RETRYING job's next attempt is due (the launcher's sweep requests a pass for overdue ones). */
   retryAt?: Date;
+  /**
+   * While LAUNCHING: the launcher starting the attempt renews this while it works; once it has
+   * passed, that launcher is gone and another replica's reconciler takes the launch over.
+   */
+  launchLeaseUntil?: Date;
+  launchLeaseOwner?: string;
   /** Some attempt's inter-node SSH key is still authorised somewhere (see JobRepo.setSshKeyNodes). */
   sshKeysPending?: boolean;
   failure?: { reason: string; node?: string; rank?: number; exitCode?: number };
   stopRequest?: StopRequestDoc;
+  /** A pending checkpoint-aware preemption (see JobRepo.requestPreemption). */
+  preemptRequest?: PreemptRequestDoc;
   /** Written by the cost service only (see JobRepo.setCost). */
   cost?: JobCostDoc;
   createdAt: Date;
@@ -261,7 +278,7 @@ const attemptSchema = new Schema<AttemptDoc>(
     createdAt: Date,
     startedAt: Date,
     endedAt: Date,
-    outcome: { type: String, enum: JOB_STATUSES },
+    outcome: { type: String, enum: JOB_ATTEMPT_OUTCOMES },
     reason: String,
     stalledAt: Date,
     gpuIdleAlertedAt: Date,
@@ -290,11 +307,13 @@ const jobSchema = new Schema<JobDoc>(
     waitingReason: String,
     priority: Number,
     retryAt: Date,
+    launchLeaseUntil: Date,
+    launchLeaseOwner: String,
     sshKeysPending: Boolean,
     failure: new Schema({ reason: String, node: String, rank: Number, exitCode: Number }, opts),
     stopRequest: new Schema(
       {
-        kind: { type: String, enum: ["cancel", "fail", "budget", "retry"] },
+        kind: { type: String, enum: STOP_KINDS },
         reason: String,
         requestedAt: Date,
         node: String,
@@ -303,6 +322,7 @@ const jobSchema = new Schema<JobDoc>(
       },
       opts,
     ),
+    preemptRequest: new Schema({ byJobId: String, byJobName: String, requestedAt: Date, deadline: Date }, opts),
     cost: new Schema(
       {
         usd: Number,

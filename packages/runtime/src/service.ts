@@ -42,7 +42,15 @@ export interface RunningService {
 export async function startServiceBase(
   service: ServiceName,
   config: BaseConfig,
-  opts: { mongo?: () => Promise<Connection>; logger?: Logger; app?: Express; port?: number; host?: string } = {},
+  opts: {
+    mongo?: () => Promise<Connection>;
+    logger?: Logger;
+    app?: Express;
+    port?: number;
+    host?: string;
+    /** Redis fails fast (see createRedis): for a service that answers requests, not one that consumes queues. */
+    redisFailFastMs?: number;
+  } = {},
 ): Promise<
   ServiceBase & { mongo?: Connection; listen(): Promise<number>; onClose(fn: () => Promise<void>): void; close(): Promise<void> }
 > {
@@ -50,7 +58,10 @@ export async function startServiceBase(
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry, prefix: "trainyard_process_" });
-  const redis = createRedis(config.REDIS_URL, `trainyard-${service}`);
+  const redis = createRedis(config.REDIS_URL, {
+    name: `trainyard-${service}`,
+    ...(opts.redisFailFastMs !== undefined ? { failFastTimeoutMs: opts.redisFailFastMs } : {}),
+  });
   redis.on("error", (err) => logger.warn({ err: err.message }, "redis connection error"));
   const bus = new QueueBus(redis, config.TRAINYARD_QUEUE_PREFIX, service);
   const mongo = opts.mongo ? await opts.mongo() : undefined;

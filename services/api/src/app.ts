@@ -50,6 +50,8 @@ export async function startApi(
     mongo: () => connectMongo(config.MONGO_URL, config.MONGO_DB),
     port: config.PORT,
     host: config.HOST,
+    // A request that needs Redis while it is down is answered 503 at once, never left hanging.
+    redisFailFastMs: config.API_REDIS_TIMEOUT_MS,
     app,
     ...(logger ? { logger } : {}),
   });

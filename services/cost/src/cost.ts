@@ -1,13 +1,11 @@
 import type { CostConfig, Logger } from "@trainyard/common";
+import { reconcileCost } from "@trainyard/core";
 import { connectMongo, createRepos, RedisDocumentLocks, syncIndexes } from "@trainyard/db";
-import { type RunningService, startServiceBase, startWorkers } from "@trainyard/runtime";
+import { type RunningService, startReconciler, startServiceBase, startWorkers } from "@trainyard/runtime";
 import { Counter } from "prom-client";
 import type { CostDeps } from "./deps";
 import { registerCostMetrics } from "./metrics";
 import { onJobEvent, runCostTick } from "./usecases/price-jobs";
-
-/** Id of the one BullMQ job scheduler that produces the cost ticks of an installation. */
-export const COST_TICK_SCHEDULER = "cost-tick";
 
 /**
  * The cost service: prices jobs from truth on every `cost` event and on a schedule, rolls spend up,
@@ -70,15 +68,16 @@ export async function startCost(config: CostConfig, logger?: Logger): Promise<Ru
     });
     base.onClose(() => workers.close());
 
-    // One scheduler per installation: every replica upserts the same id, so the interval follows
-    // the latest start's COST_INTERVAL_MS and ticks are never multiplied by the replica count.
-    await base.bus
-      .queue("cost")
-      .upsertJobScheduler(
-        COST_TICK_SCHEDULER,
-        { every: config.COST_INTERVAL_MS },
-        { name: "cost", data: { event: "tick", at: new Date().toISOString() } },
-      );
+    // One tick scheduler per installation, upserted at start (the latest COST_INTERVAL_MS wins) and
+    // re-created by every later sweep if Redis lost it.
+    await reconcileCost(base.bus, config.COST_INTERVAL_MS, true);
+    const reconciler = startReconciler({
+      intervalMs: config.RECONCILE_INTERVAL_MS,
+      sweep: () => reconcileCost(base.bus, config.COST_INTERVAL_MS),
+      logger: base.logger,
+      registry: base.registry,
+    });
+    base.onClose(() => reconciler.stop());
 
     const port = await base.listen();
     return { port, close: () => base.close() };

@@ -1,5 +1,5 @@
 import type { Logger } from "@trainyard/common";
-import type { NodeGateway } from "@trainyard/core";
+import type { LeaseSettings, NodeGateway } from "@trainyard/core";
 import type { Repos } from "@trainyard/db";
 import type { QueueBus } from "@trainyard/runtime";
 
@@ -9,4 +9,6 @@ export interface LauncherDeps {
   gateway: NodeGateway;
   logger: Logger;
   monitorIntervalMs: number;
+  /** This process's launch lease (owner id, duration). */
+  lease: LeaseSettings;
 }

@@ -1,12 +1,12 @@
 import type { LauncherConfig, Logger } from "@trainyard/common";
-import { cleanUpHeldAllocations, openNodeAccess } from "@trainyard/core";
+import { newLeaseOwner, openNodeAccess, reconcileLauncher } from "@trainyard/core";
 import { connectMongo } from "@trainyard/db";
-import { type RunningService, startServiceBase, startWorkers } from "@trainyard/runtime";
+import { type RunningService, startReconciler, startServiceBase, startWorkers } from "@trainyard/runtime";
 import type { LauncherDeps } from "./deps";
-import { launchJob, schedulingPass, sweepQueuedJobs } from "./usecases/launch-job";
+import { launchJob, schedulingPass } from "./usecases/launch-job";
 import { stopAttempt } from "./usecases/stop-attempt";
 
-/** The launcher: consumes `schedule`, `launch` and `control`, and sweeps QUEUED jobs on a timer. */
+/** The launcher: consumes `schedule`, `launch` and `control`, and reconciles launches with the database on a timer. */
 export async function startLauncher(config: LauncherConfig, logger?: Logger): Promise<RunningService> {
   const base = await startServiceBase("launcher", config, {
     mongo: () => connectMongo(config.MONGO_URL, config.MONGO_DB),
@@ -19,6 +19,7 @@ export async function startLauncher(config: LauncherConfig, logger?: Logger): Pr
     gateway,
     logger: base.logger,
     monitorIntervalMs: config.MONITOR_INTERVAL_MS,
+    lease: { owner: newLeaseOwner("launcher"), ms: config.LAUNCH_LEASE_MS },
   };
   base.onClose(() => ssh.close());
 
@@ -38,15 +39,14 @@ export async function startLauncher(config: LauncherConfig, logger?: Logger): Pr
       control: (p) => stopAttempt(deps, p.jobId, p.attemptId),
     },
   });
-  const sweep = setInterval(() => {
-    sweepQueuedJobs(deps).catch((err) => base.logger.warn({ err: (err as Error).message }, "queued-job sweep failed"));
-    cleanUpHeldAllocations(deps).catch((err) =>
-      base.logger.warn({ err: (err as Error).message }, "held-allocation clean-up failed"),
-    );
-  }, config.SCHEDULER_SWEEP_MS);
-  sweep.unref();
+  const reconciler = startReconciler({
+    intervalMs: config.RECONCILE_INTERVAL_MS,
+    sweep: () => reconcileLauncher(deps, { lease: deps.lease, intervalMs: config.RECONCILE_INTERVAL_MS }),
+    logger: base.logger,
+    registry: base.registry,
+  });
   base.onClose(async () => {
-    clearInterval(sweep);
+    await reconciler.stop();
     await workers.close();
   });
   const port = await base.listen();

@@ -1,10 +1,10 @@
 import type { Logger, MonitorConfig } from "@trainyard/common";
-import { openNodeAccess } from "@trainyard/core";
+import { openNodeAccess, reconcileMonitor } from "@trainyard/core";
 import { connectMongo } from "@trainyard/db";
-import { type RunningService, startServiceBase, startWorkers } from "@trainyard/runtime";
+import { type RunningService, startReconciler, startServiceBase, startWorkers } from "@trainyard/runtime";
 import type { MonitorDeps } from "./deps";
 import { GpuMetrics } from "./gpu-metrics";
-import { checkAttempt, rearmChecks } from "./usecases/check-attempt";
+import { checkAttempt } from "./usecases/check-attempt";
 import { storeCheckpoint } from "./usecases/store-checkpoint";
 
 /** The monitor: consumes `monitor` (one check of one running attempt; it re-schedules itself). */
@@ -41,14 +41,17 @@ export async function startMonitor(config: MonitorConfig, logger?: Logger): Prom
       checkpoints: (p) => storeCheckpoint(deps, p.jobId, p.checkpointId),
     },
   });
-  // Safety net: re-arm checks of RUNNING attempts whose chain of monitor messages broke
-  // (a check that failed all its retries, or a Redis that was rebuilt).
-  const rearm = setInterval(() => {
-    rearmChecks(deps).catch((err) => base.logger.warn({ err: (err as Error).message }, "monitor re-arm failed"));
-  }, config.MONITOR_INTERVAL_MS * 3);
-  rearm.unref();
+  // Every RUNNING attempt keeps a scheduled check, even after Redis lost its messages.
+  const reconciler = startReconciler({
+    intervalMs: config.RECONCILE_INTERVAL_MS,
+    sweep: async () => {
+      await reconcileMonitor(deps, config.MONITOR_INTERVAL_MS);
+    },
+    logger: base.logger,
+    registry: base.registry,
+  });
   base.onClose(async () => {
-    clearInterval(rearm);
+    await reconciler.stop();
     await workers.close();
   });
   const port = await base.listen();

@@ -93,6 +93,23 @@ describe("toHttpError", () => {
     expect(toHttpError(new Error("cannot read properties of undefined")).status).toBe(500);
   });
 
+  it("maps Redis being down or silent to 503 with Retry-After 5, never 'internal error'", () => {
+    const down = [
+      new Error("Stream isn't writeable and enableOfflineQueue options is false"),
+      new Error("Command timed out"),
+      new Error("Connection is closed."),
+      Object.assign(new Error("Reached the max retries per request limit (which is 0)."), { name: "MaxRetriesPerRequestError" }),
+      Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6399"), { code: "ECONNREFUSED" }),
+    ];
+    for (const err of down) {
+      const mapped = toHttpError(err);
+      expect(mapped.status, err.message).toBe(503);
+      expect(mapped.headers).toEqual({ "Retry-After": "5" });
+      expect(mapped.internal).toBe(false);
+      expect(mapped.body.error.message).toContain("Redis");
+    }
+  });
+
   it("hides everything else behind 500 'internal error'", () => {
     const err = new Error("connection string mongodb://user:secret@host");
     const mapped = toHttpError(err);

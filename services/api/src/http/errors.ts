@@ -1,11 +1,14 @@
 import type { Logger } from "@trainyard/common";
 import { UserError } from "@trainyard/common";
 import { isDatabaseUnavailableError } from "@trainyard/db";
+import { isRedisUnavailableError } from "@trainyard/runtime";
 import type { ErrorRequestHandler, RequestHandler } from "express";
 import { ZodError, type z } from "zod";
 
 /** Seconds a client is told to wait (Retry-After) when the database is momentarily unavailable. */
 export const DB_RETRY_AFTER_SECONDS = 1;
+/** Seconds a client is told to wait when Redis (queues, rate limits, write locks) is unavailable: a restart takes seconds. */
+export const REDIS_RETRY_AFTER_SECONDS = 5;
 
 /** A dependency outside the API (a node over SSH) failed; the caller gets a 502 with the reason. */
 export class UpstreamError extends Error {
@@ -108,6 +111,15 @@ export function toHttpError(err: unknown): {
       headers: { "Retry-After": String(DB_RETRY_AFTER_SECONDS) },
     };
   }
+  if (isRedisUnavailableError(err)) {
+    // Nothing was queued: the request may be repeated once Redis answers again.
+    return {
+      status: 503,
+      body: { error: { message: "the queue service (Redis) is unavailable; retry the request" } },
+      internal: false,
+      headers: { "Retry-After": String(REDIS_RETRY_AFTER_SECONDS) },
+    };
+  }
   return { status: 500, body: { error: { message: "internal error" } }, internal: true };
 }
 
@@ -116,7 +128,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const { status, body, internal, headers } = toHttpError(err);
     if (internal) logger.error({ err, method: req.method, path: req.path }, "request failed");
-    else if (status === 503) logger.warn({ err, method: req.method, path: req.path }, "database unavailable (503)");
+    else if (status === 503) logger.warn({ err: (err as Error).message, method: req.method, path: req.path }, body.error.message);
     else logger.debug({ status, method: req.method, path: req.path, message: body.error.message }, "request refused");
     if (res.headersSent) {
       // A streaming response already started: all that is left is to end it.

@@ -15,6 +15,7 @@ import {
 import { explainWait, finishAttempt, requestSchedulingPass, withDefaultPriority } from "@trainyard/core";
 import { type ClusterDoc, type JobDoc, type JobsPageKey, jobView } from "@trainyard/db";
 import { planJob, portsPerNode, redactEnv, renderPlanText, shellJoin, validateTopology } from "@trainyard/frameworks";
+import { isRedisUnavailableError } from "@trainyard/runtime";
 import { Types } from "mongoose";
 import { z } from "zod";
 import type { ApiDeps } from "../context";
@@ -58,8 +59,19 @@ async function validateJob(
 async function enqueue(deps: ApiDeps, job: JobDoc): Promise<JobStatus> {
   let status = job.status;
   if (status === "PENDING") {
-    const queued = await deps.repos.jobs.queue(job._id);
-    status = queued?.status ?? (await deps.repos.jobs.byId(job._id))?.status ?? status;
+    try {
+      const queued = await deps.repos.jobs.queue(job._id);
+      status = queued?.status ?? (await deps.repos.jobs.byId(job._id))?.status ?? status;
+    } catch (err) {
+      // The job is stored: Redis (its write lock) going away now must not turn an accepted job into
+      // a 503 the client would resubmit. It stays PENDING; the launcher's reconciler queues it.
+      if (!isRedisUnavailableError(err)) throw err;
+      deps.logger.warn(
+        { jobId: job._id.toString(), err: (err as Error).message },
+        "job stored but not queued yet (Redis unavailable)",
+      );
+      return status;
+    }
   }
   if (status === "QUEUED") {
     await requestSchedulingPass(deps.bus, job.clusterId).catch((err: Error) =>

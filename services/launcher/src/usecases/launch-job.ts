@@ -4,20 +4,22 @@ import {
   compareQueued,
   finishAttempt,
   hasQuota,
+  leaseFrom,
   NodeProvisionError,
+  planPreemption,
+  preemptJob,
   provisionInterNodeSsh,
   quotaBlock,
   requestSchedulingPass,
   restoreCheckpoint,
   revokeInterNodeSsh,
-  sweepPendingSshKeys,
+  stopAttemptNodes,
   teamUsage,
 } from "@trainyard/core";
 import type { AllocationDoc, AttemptDoc, CheckpointDoc, ClusterDoc, JobDoc } from "@trainyard/db";
 import { allocate, type LaunchPlan, planJob, portsPerNode } from "@trainyard/frameworks";
 import { Types } from "mongoose";
 import type { LauncherDeps } from "../deps";
-import { stopNodes } from "./stop-attempt";
 
 /** Jobs a scheduling pass may start: waiting ones. */
 const LAUNCHABLE = WAITING_STATUSES;
@@ -84,7 +86,9 @@ export async function schedulingPass(deps: LauncherDeps, clusterId: string): Pro
       admitted.push(turn);
       current = (await repos.clusters.byId(clusterId)) ?? current;
     } else if (turn.kind === "capacity") {
-      const reason = `waiting for capacity: ${turn.reason}`;
+      // Only the head may preempt (never a job that would backfill behind it).
+      const preempting = await preemptForHead(deps, job, current);
+      const reason = `waiting for capacity: ${turn.reason}${preempting}`;
       if (job.waitingReason !== reason) await repos.jobs.setWaitingReason(job._id, reason);
       break;
     }
@@ -92,24 +96,50 @@ export async function schedulingPass(deps: LauncherDeps, clusterId: string): Pro
   await Promise.all(
     admitted.map(async ({ claimed, allocation, attempt, checkpoints }) => {
       const jobId = claimed._id.toString();
+      // While this launcher works on the attempt it renews its lease; if it dies, the lease runs out
+      // and another replica's reconciler takes the launch over (core reconcile.ts).
+      const renew = setInterval(
+        () => {
+          repos.jobs
+            .renewLaunchLease(claimed._id, attempt.id, leaseFrom(deps.lease))
+            .catch((err) => logger.warn({ jobId, err: (err as Error).message }, "could not renew the launch lease"));
+        },
+        Math.max(100, Math.floor(deps.lease.ms / 3)),
+      );
       try {
         const resumeFrom = await resumePoint(deps, claimed, current, attempt.nodes[0]!.name, checkpoints);
         logger.info({ jobId, attemptId: attempt.id, nodes: attempt.nodes.map((n) => n.name), resumeFrom }, "launching attempt");
         await startAttempt(deps, claimed, current, allocation, resumeFrom);
       } catch (err) {
         logger.error({ jobId, attemptId: attempt.id, err: (err as Error).message }, "starting an admitted attempt failed");
+      } finally {
+        clearInterval(renew);
       }
     }),
   );
   return admitted.map((a) => a.claimed._id.toString());
 }
 
-/** One job's turn: quota check and gang reservation + claim (QUEUED/RETRYING -> LAUNCHING). */
-async function admit(deps: LauncherDeps, job: JobDoc, cluster: ClusterDoc): Promise<Admission> {
-  const { repos } = deps;
-  const jobId = job._id.toString();
-  const request = {
-    jobId,
+/**
+ * The head of the queue does not fit: preempt running preemptible jobs of lower priority whose
+ * release lets it fit (see planPreemption), or wait for those already leaving. Returns what to add
+ * to the head's waiting reason.
+ */
+async function preemptForHead(deps: LauncherDeps, head: JobDoc, cluster: ClusterDoc): Promise<string> {
+  const running = await deps.repos.jobs.listByCluster(cluster._id, ["RUNNING"]);
+  if (!running.some((j) => j.spec.preemptible)) return "";
+  const plan = planPreemption(head, gangRequest(head), cluster, running);
+  if (plan.kind === "none") return "";
+  const names = (jobs: JobDoc[]) => jobs.map((j) => `'${j.name}'`).join(", ");
+  if (plan.kind === "wait") return `; waiting for ${names(plan.pending)} to stop`;
+  for (const victim of plan.victims) await preemptJob(deps, victim, head);
+  return `; preempting ${names(plan.victims)} (lower priority, preemptible)`;
+}
+
+/** What a job's next attempt asks of the cluster. */
+function gangRequest(job: JobDoc): GangRequest {
+  return {
+    jobId: job._id.toString(),
     attemptId: newAttemptId(job.attempts.length + 1),
     nodes: job.spec.resources.nodes,
     gpusPerNode: job.spec.resources.gpusPerNode,
@@ -118,6 +148,13 @@ async function admit(deps: LauncherDeps, job: JobDoc, cluster: ClusterDoc): Prom
     // After a failure, keep off the node that failed when the cluster has a spare.
     avoidNodes: job.attempts.flatMap((a) => (a.failedNode ? [a.failedNode] : [])),
   };
+}
+
+/** One job's turn: quota check and gang reservation + claim (QUEUED/RETRYING -> LAUNCHING). */
+async function admit(deps: LauncherDeps, job: JobDoc, cluster: ClusterDoc): Promise<Admission> {
+  const { repos } = deps;
+  const jobId = job._id.toString();
+  const request = gangRequest(job);
   // With a team quota, counting the team's running jobs and claiming this one is one decision.
   const quota = await repos.teams.quotaOf(job.team);
   if (!hasQuota(quota)) return reserveAndClaim(deps, job, cluster, request);
@@ -183,7 +220,7 @@ async function reserveAndClaim(deps: LauncherDeps, job: JobDoc, cluster: Cluster
       missedChecks: 0,
     })),
   };
-  const claimed = await repos.jobs.markLaunching(job._id, LAUNCHABLE, attempt, job.attempts.length);
+  const claimed = await repos.jobs.markLaunching(job._id, LAUNCHABLE, attempt, job.attempts.length, leaseFrom(deps.lease));
   if (!claimed) {
     // Another launcher claimed it, or it was cancelled meanwhile: free the reservation only if nobody uses it.
     const now = await repos.jobs.byId(jobId);
@@ -328,7 +365,7 @@ async function startAttempt(
       "launch failed; stopping started nodes",
     );
     // Stop on every node we may have touched (a failed start may still have left a wrapper running).
-    const outcomes = await stopNodes(
+    const outcomes = await stopAttemptNodes(
       deps,
       cluster,
       job,
@@ -356,29 +393,25 @@ async function startAttempt(
     attempt.id,
     now,
     attempt.nodes.map((n) => ({ ...n, state: "running", pgid: pgids.get(n.name), lastSeenAt: now })),
+    deps.lease.owner,
   );
-  if (!running) return;
+  if (!running) {
+    // The launch is no longer ours (taken over after our lease ran out, or the job ended): what
+    // this launcher started must not run beside the next gang.
+    logger.warn({ jobId, attemptId: attempt.id }, "launch taken over or ended meanwhile; stopping what this launcher started");
+    await stopAttemptNodes(
+      deps,
+      cluster,
+      job,
+      attempt,
+      plan.nodes.map((p) => p.node),
+    );
+    await revokeInterNodeSsh(deps, cluster, job, attempt);
+    return;
+  }
   logger.info({ jobId, attemptId: attempt.id }, "attempt running");
   await bus.send("cost", { jobId, event: "started", at: now.toISOString() });
   await bus.send("monitor", { jobId, attemptId: attempt.id }, { delay: deps.monitorIntervalMs, jobId: `mon-${attempt.id}-0` });
   // A cancel that arrived while launching is carried out now that the attempt is RUNNING.
   if (running.stopRequest) await bus.send("control", { jobId, attemptId: attempt.id });
-}
-
-/** Periodic safety net: a scheduling pass for every cluster with QUEUED jobs or overdue retries, in case a message was lost (Redis is rebuildable). */
-export async function sweepQueuedJobs(deps: LauncherDeps): Promise<void> {
-  const { repos, bus } = deps;
-  const stale = await repos.jobs.listByStatus(["PENDING"]);
-  for (const job of stale) {
-    if (Date.now() - new Date(job.createdAt).getTime() > 30_000) await repos.jobs.queue(job._id);
-  }
-  // One pass per cluster that has a queued job or an overdue retry (never one message per job).
-  const clusters = new Set<string>();
-  for (const job of await repos.jobs.listByStatus(["RETRYING"])) {
-    if (!job.retryAt || new Date(job.retryAt).getTime() < Date.now() - 5_000) clusters.add(job.clusterId.toString());
-  }
-  for (const job of await repos.jobs.listByStatus(["QUEUED"])) clusters.add(job.clusterId.toString());
-  for (const id of clusters) await requestSchedulingPass(bus, id);
-  // Inter-node SSH keys of ended attempts on nodes that were unreachable when the attempt ended.
-  await sweepPendingSshKeys(deps);
 }

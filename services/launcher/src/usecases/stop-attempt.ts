@@ -1,7 +1,6 @@
-import { DEFAULT_RETRY_POLICY, type StopKind, type TerminalStatus } from "@trainyard/common";
-import { finishAttempt, revokeInterNodeSsh } from "@trainyard/core";
-import type { AttemptDoc, ClusterDoc, JobDoc } from "@trainyard/db";
-import { attemptDir, retryDelayMs } from "@trainyard/frameworks";
+import { DEFAULT_RETRY_POLICY, failureNumber, type StopKind, type TerminalStatus } from "@trainyard/common";
+import { finishAttempt, revokeInterNodeSsh, stopAttemptNodes } from "@trainyard/core";
+import { retryDelayMs } from "@trainyard/frameworks";
 import type { LauncherDeps } from "../deps";
 
 /** Alert types of stops that are not failures (a budget stop is its own event). */
@@ -10,48 +9,23 @@ const ALERT_OF_STOP: Partial<Record<StopKind, "job.cancelled" | "budget.stop">> 
   budget: "budget.stop",
 };
 
-/** The job status a stop leads to; "retry" leaves the job RETRYING for its next attempt. */
-const OUTCOME: Record<StopKind, TerminalStatus | "RETRYING"> = {
+/**
+ * The job status a stop leads to; "retry" leaves the job RETRYING for its next attempt, "preempt"
+ * puts it back in the queue (QUEUED) to resume later from its latest checkpoint.
+ */
+const OUTCOME: Record<StopKind, TerminalStatus | "RETRYING" | "QUEUED"> = {
   cancel: "CANCELLED",
   fail: "FAILED",
   budget: "STOPPED_BUDGET",
   retry: "RETRYING",
+  preempt: "QUEUED",
 };
 
 /** A retryable "not yet": the control message is redelivered with backoff. */
 export class StopNotPossibleYet extends Error {}
 
-export interface NodeStopResult {
-  node: string;
-  survivors: number[];
-  error?: string;
-}
-
-/** Stop an attempt's processes on the given nodes in parallel; unreachable nodes report an error. */
-export async function stopNodes(
-  deps: LauncherDeps,
-  cluster: ClusterDoc,
-  job: JobDoc,
-  attempt: AttemptDoc,
-  nodeNames: string[],
-): Promise<NodeStopResult[]> {
-  const jobId = job._id.toString();
-  return Promise.all(
-    nodeNames.map(async (name) => {
-      const node = cluster.nodes.find((n) => n.name === name);
-      if (!node) return { node: name, survivors: [], error: "node no longer in cluster" };
-      try {
-        const out = await deps.gateway.stop(cluster, name, attemptDir(node.workRoot, jobId, attempt.id), attempt.id);
-        return { node: name, survivors: out.survivors };
-      } catch (err) {
-        return { node: name, survivors: [], error: (err as Error).message };
-      }
-    }),
-  );
-}
-
 /**
- * Carry out a job's stop request (cancel, failure teardown, budget stop): TERM the process group on
+ * Carry out a job's stop request (cancel, failure teardown, budget stop, preemption): TERM the process group on
  * every node, KILL after the grace period, verify nothing of the attempt is left, then record the
  * terminal status and free the reservation.
  */
@@ -66,7 +40,7 @@ export async function stopAttempt(deps: LauncherDeps, jobId: string, attemptId: 
   const attempt = job.attempts.find((a) => a.id === attemptId)!;
   const stop = job.stopRequest;
 
-  const results = await stopNodes(
+  const results = await stopAttemptNodes(
     deps,
     cluster,
     job,
@@ -90,6 +64,7 @@ export async function stopAttempt(deps: LauncherDeps, jobId: string, attemptId: 
 
   const outcome = OUTCOME[stop.kind];
   const retrying = outcome === "RETRYING";
+  const preempted = outcome === "QUEUED";
   const failed = stop.kind === "fail" || retrying;
   const now = new Date();
   const reason =
@@ -101,7 +76,7 @@ export async function stopAttempt(deps: LauncherDeps, jobId: string, attemptId: 
     attempt: {
       attemptId,
       number: attempt.number,
-      outcome: retrying ? "FAILED" : outcome,
+      outcome: retrying ? "FAILED" : preempted ? "PREEMPTED" : outcome,
       reason,
       ...(failed && stop.node ? { failedNode: stop.node } : {}),
       nodes: attempt.nodes.map((n) => ({
@@ -111,13 +86,22 @@ export async function stopAttempt(deps: LauncherDeps, jobId: string, attemptId: 
     },
     ...(failed ? { failure: { reason: stop.reason, node: stop.node, rank: stop.rank, exitCode: stop.exitCode } } : {}),
     ...(retrying
-      ? { retryAt: new Date(now.getTime() + retryDelayMs(job.spec.retry ?? DEFAULT_RETRY_POLICY, attempt.number)) }
+      ? {
+          retryAt: new Date(
+            now.getTime() + retryDelayMs(job.spec.retry ?? DEFAULT_RETRY_POLICY, failureNumber(job.attempts, attempt.number)),
+          ),
+        }
       : {}),
     unverifiedNodes: unreachable.map((u) => u.node),
-    alert: {
-      type: ALERT_OF_STOP[stop.kind] ?? (retrying ? "job.retrying" : "job.failed"),
-      severity: stop.kind === "cancel" ? "info" : retrying ? "warning" : "critical",
-      message: `${job.name}: ${reason}`,
-    },
+    // Preemption is the scheduler's decision, not an incident: logged and shown on the attempt, no alert.
+    ...(preempted
+      ? {}
+      : {
+          alert: {
+            type: ALERT_OF_STOP[stop.kind] ?? (retrying ? "job.retrying" : "job.failed"),
+            severity: stop.kind === "cancel" ? "info" : retrying ? "warning" : "critical",
+            message: `${job.name}: ${reason}`,
+          },
+        }),
   });
 }

@@ -1,6 +1,14 @@
-import { DEFAULT_RETRY_POLICY } from "@trainyard/common";
-import { collectCheckpoints, finishAttempt, ingestCheckpoints, revokeInterNodeSsh, updateHostDiscovery } from "@trainyard/core";
-import type { AttemptNodeDoc, ClusterDoc, JobDoc } from "@trainyard/db";
+import { DEFAULT_RETRY_POLICY, failureNumber } from "@trainyard/common";
+import {
+  collectCheckpoints,
+  finishAttempt,
+  ingestCheckpoints,
+  revokeInterNodeSsh,
+  scheduleNextCheck,
+  settlePreemption,
+  updateHostDiscovery,
+} from "@trainyard/core";
+import type { AttemptNodeDoc, CheckpointDoc, ClusterDoc, JobDoc } from "@trainyard/db";
 import {
   attemptDir,
   attemptSucceeded,
@@ -59,7 +67,7 @@ export async function checkAttempt(deps: MonitorDeps, jobId: string, attemptId: 
   if (progress && job.progress && job.progress.step === progress.step) progress.updatedAt = job.progress.updatedAt;
   else if (progress && source) await recordProgressHistory(deps, job, attemptId, source.metrics, now);
 
-  if (head) await keepCheckpointsCurrent(deps, job, cluster, attemptIndex);
+  const added = head ? await keepCheckpointsCurrent(deps, job, cluster, attemptIndex) : [];
 
   // A GPU fault is the root cause whatever the ranks did about it: it goes first.
   const gpuFault = await recordTelemetry(deps, job, cluster, attemptIndex, observations, now);
@@ -75,7 +83,8 @@ export async function checkAttempt(deps: MonitorDeps, jobId: string, attemptId: 
         exitCode: failure.exitCode,
         logTail: nodes.map((n) => n.logTail ?? "").join("\n"),
       },
-      attempt.number,
+      // Preempted attempts and launches taken over from a lost launcher use none of the retries.
+      failureNumber(job.attempts, attempt.number),
     );
     const { lost: _lost, stalled: _stalled, ...details } = failure;
     const stop = decision.retry
@@ -120,7 +129,10 @@ export async function checkAttempt(deps: MonitorDeps, jobId: string, attemptId: 
   }
 
   const still = await repos.jobs.updateAttempt(job._id, attemptId, attemptIndex, { nodes, ...(progress ? { progress } : {}) });
-  if (still) await scheduleNextCheck(deps, jobId, attemptId);
+  // Marked for preemption: a checkpoint newer than the request (or the grace period's end) stops it.
+  const newest = added.reduce<number | undefined>((m, c) => (m === undefined || c.step > m ? c.step : m), undefined);
+  if (still && (await settlePreemption(deps, job, newest, now))) return;
+  if (still) await scheduleNextCheck(deps.bus, deps.intervalMs, jobId, attemptId);
 }
 
 interface Failure {
@@ -132,21 +144,28 @@ interface Failure {
   stalled?: boolean;
 }
 
-/** Register new checkpoints and apply retention; a failure here never fails the check. */
-async function keepCheckpointsCurrent(deps: MonitorDeps, job: JobDoc, cluster: ClusterDoc, attemptIndex: number): Promise<void> {
+/** Register new checkpoints and apply retention; a failure here never fails the check. Returns those added. */
+async function keepCheckpointsCurrent(
+  deps: MonitorDeps,
+  job: JobDoc,
+  cluster: ClusterDoc,
+  attemptIndex: number,
+): Promise<CheckpointDoc[]> {
   try {
     const added = await ingestCheckpoints(deps, job, cluster, attemptIndex);
-    if (!added.length) return;
+    if (!added.length) return added;
     // Copies to the job's object store run as their own messages: a big checkpoint never delays checks.
     if (job.spec.checkpoints?.storage) {
       for (const c of added) await deps.bus.send("checkpoints", { jobId: job._id.toString(), checkpointId: c._id.toString() });
     }
     await collectCheckpoints(deps, job, cluster);
+    return added;
   } catch (err) {
     deps.logger.warn(
       { jobId: job._id.toString(), err: (err as Error).message },
       "checkpoint bookkeeping failed; will retry next check",
     );
+    return [];
   }
 }
 
@@ -190,18 +209,6 @@ export function findFailure(job: JobDoc, observations: NodeObservation[], nodes:
     return { ...n, ...(error !== undefined ? { error } : {}) };
   });
   return findAttemptFailure(job.spec, observed);
-}
-
-/** Next check, deduplicated per interval slot so duplicate messages never multiply the checks. */
-export async function scheduleNextCheck(deps: MonitorDeps, jobId: string, attemptId: string): Promise<void> {
-  const slot = Math.floor(Date.now() / deps.intervalMs) + 1;
-  await deps.bus.send("monitor", { jobId, attemptId }, { delay: deps.intervalMs, jobId: `mon-${attemptId}-${slot}` });
-}
-
-export async function rearmChecks(deps: MonitorDeps): Promise<void> {
-  for (const job of await deps.repos.jobs.listByStatus(["RUNNING"])) {
-    if (job.currentAttemptId && !job.stopRequest) await scheduleNextCheck(deps, job._id.toString(), job.currentAttemptId);
-  }
 }
 
 async function observe(

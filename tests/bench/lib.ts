@@ -1,0 +1,58 @@
+/** Shared helpers of the `pnpm bench` suites: timing, percentiles, results files. */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { REPO_ROOT } from "@trainyard/testkit";
+
+export const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? Number.NaN;
+};
+export const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
+/** How many times slower `x` is than its baseline (2 decimals). */
+export const ratio = (x: number, baseline: number): number => round(x / baseline, 2);
+
+export async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+export interface Latency {
+  n: number;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/** Run `n` calls of `fn`, `concurrency` at a time; per-call latencies and calls per second. */
+export async function load(n: number, concurrency: number, fn: (i: number) => Promise<unknown>): Promise<Latency> {
+  const lat: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        const i = next++;
+        lat.push(await timed(() => fn(i)));
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  return { n, perSecond: round(n / seconds), p50Ms: round(pct(lat, 0.5)), p99Ms: round(pct(lat, 0.99)) };
+}
+
+/** The 1-minute load average: the machine is shared, so every result says how busy it was. */
+export const load1 = (): number => round(loadavg()[0] ?? 0, 2);
+
+/** Write bench/results/<name>-<date>.json and .md (a markdown table), and print the table. */
+export function writeResults(name: string, data: Record<string, unknown>, table: string[]): void {
+  const date = new Date().toISOString().slice(0, 10);
+  const dir = join(REPO_ROOT, "bench/results");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}-${date}.json`);
+  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), load1AtEnd: load1(), ...data }, null, 2)}\n`);
+  writeFileSync(file.replace(/\.json$/, ".md"), `${table.join("\n")}\n`);
+  console.log(table.join("\n"));
+  console.log(`\n(results: ${file})`);
+}
