@@ -1,5 +1,10 @@
+import { jobSpecSchema, SecretBox } from "@trainyard/common";
+import { compareQueued, requestSchedulingPass } from "@trainyard/core";
+import { connectMongo, createRepos, RedisDocumentLocks, type Repos } from "@trainyard/db";
+import { QueueBus } from "@trainyard/runtime";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
+import { type Connection, Types } from "mongoose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getJob, type Platform, registerCluster, startPlatform, submitJob, waitForJob } from "./harness";
 
@@ -200,4 +205,113 @@ describe("a team's default priority", () => {
     const other = await p.api<{ defaultPriority?: number }>("GET", `/v1/teams/prio-${cluster.name}`);
     expect(other.body.defaultPriority).toBe(-3);
   }, 300_000);
+});
+
+const BACKLOG = 1_000;
+const FREES = 100;
+
+describe(`scheduler: ${BACKLOG} queued jobs, capacity freed ${FREES} times`, () => {
+  let p: Platform;
+  let redis: Redis;
+  let conn: Connection;
+  let repos: Repos;
+  beforeAll(async () => {
+    p = await startPlatform({ launchers: 2 });
+    redis = new Redis(p.infra.redisUrl);
+    conn = await connectMongo(p.env.MONGO_URL!, p.env.MONGO_DB!);
+    repos = createRepos(
+      conn,
+      new SecretBox(p.env.TRAINYARD_SECRET_KEY!),
+      new RedisDocumentLocks(redis, p.env.TRAINYARD_QUEUE_PREFIX!),
+    );
+  });
+  afterAll(async () => {
+    await conn?.close();
+    redis?.disconnect();
+    await p?.close();
+  });
+
+  it("the launch and schedule queues never hold more than 2 x (queued jobs) messages; jobs start in queue order", async () => {
+    const prefix = p.env.TRAINYARD_QUEUE_PREFIX!;
+    const queues = ["launch", "schedule"].map((q) => new Queue(q, { connection: redis, prefix }));
+    let peak = 0;
+    let samples = 0;
+    const sample = async () => {
+      const counts = await Promise.all(queues.map((q) => q.getJobCounts("waiting", "delayed", "prioritized", "active")));
+      peak = Math.max(
+        peak,
+        counts.reduce((n, c) => n + Object.values(c).reduce((a, b) => a + b, 0), 0),
+      );
+      samples++;
+    };
+    const sampler = setInterval(() => void sample().catch(() => undefined), 100);
+    try {
+      // 3 nodes x 4 slots: jobs run 12 at a time, and every end frees capacity for the next.
+      const cluster = await registerCluster(p, { nodes: ["n1", "n2", "n3"], gpus: 4 });
+      const team = ((await p.api<{ team: string }>("GET", "/v1/me")).body as { team: string }).team;
+      // Seeded through the repository (the submit path is measured by `pnpm bench`), three priorities.
+      const ids: string[] = [];
+      for (let i = 0; i < BACKLOG; i += 25) {
+        const batch = Array.from({ length: Math.min(25, BACKLOG - i) }, async (_, k) => {
+          const spec = jobSpecSchema.parse({
+            name: `b-${i + k}`,
+            framework: "command",
+            cluster: cluster.name,
+            priority: (i + k) % 3,
+            resources: { nodes: 1, gpusPerNode: 1 },
+            command: ["true"],
+          });
+          const { job } = await repos.jobs.create({
+            team,
+            spec,
+            clusterId: new Types.ObjectId(cluster.id),
+            clusterName: cluster.name,
+          });
+          await repos.jobs.queue(job._id);
+          return job._id.toString();
+        });
+        ids.push(...(await Promise.all(batch)));
+      }
+      const before = (await messagesAdded(redis, prefix, "launch")) + (await messagesAdded(redis, prefix, "schedule"));
+      // Capacity appears (as on a launcher restart): the real scheduler takes it from here.
+      const bus = new QueueBus(redis, prefix);
+      await requestSchedulingPass(bus, cluster.id);
+      await bus.close();
+
+      const ended = () =>
+        conn.collection("jobs").countDocuments({ clusterId: new Types.ObjectId(cluster.id), status: "SUCCEEDED" });
+      const deadline = Date.now() + 480_000;
+      while ((await ended()) < FREES && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+      expect(await ended()).toBeGreaterThanOrEqual(FREES);
+      await sample();
+
+      // The jobs that started are exactly the first ones in queue order (priority, then age).
+      const docs = await conn
+        .collection("jobs")
+        .find({ clusterId: new Types.ObjectId(cluster.id) }, { projection: { priority: 1, createdAt: 1, attempts: 1 } })
+        .toArray();
+      const order = docs.sort((a, b) => compareQueued(a as never, b as never)).map((d) => (d.attempts as unknown[]).length > 0);
+      const started = order.filter(Boolean).length;
+      expect(started).toBeGreaterThanOrEqual(FREES);
+      expect(order.slice(0, started).every(Boolean)).toBe(true);
+
+      const added = (await messagesAdded(redis, prefix, "launch")) + (await messagesAdded(redis, prefix, "schedule"));
+      console.log(
+        JSON.stringify({
+          queuedJobs: BACKLOG,
+          frees: await ended(),
+          started,
+          peakLiveMessages: peak,
+          samples,
+          messagesAdded: added - before,
+        }),
+      );
+      expect(samples).toBeGreaterThan(10);
+      expect(peak).toBeLessThanOrEqual(2 * BACKLOG);
+      expect(added - before).toBeLessThanOrEqual(2 * BACKLOG);
+    } finally {
+      clearInterval(sampler);
+      await Promise.all(queues.map((q) => q.close()));
+    }
+  }, 600_000);
 });

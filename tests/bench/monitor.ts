@@ -49,38 +49,44 @@ function killAttempts(attemptIds: Set<string>): number {
 }
 
 async function level(p: Platform, n: number) {
-  const entries = Math.ceil(n / SLOTS_PER_ENTRY);
   const infra = p.infra;
-  const nodes = Array.from({ length: entries }, (_, i) => ({ ...infra.nodes[i % infra.nodes.length]!, name: `m${i}` }));
-  const min = 40_000 + (n % 7) * 10;
-  const reg = await p.api<{ id: string; name: string }>("POST", "/v1/clusters", {
-    name: `p4-${n}`,
-    nodes: nodes.map((x) => ({
-      name: x.name,
-      host: x.host,
-      port: x.port,
-      user: x.user,
-      gpus: SLOTS_PER_ENTRY,
-      gpuType: "cpu",
-      workRoot: x.workRoot,
-    })),
-    ssh: {
-      privateKey: readFileSync(infra.clientKeyPath, "utf8"),
-      hostKeys: Object.fromEntries(nodes.map((x) => [x.name, x.hostKeyFingerprint])),
-    },
-    env: infra.nodeEnv,
-    // command jobs take 4 ports per node, unique cluster-wide.
-    ports: { min, max: min + 4 * n + 100 },
-  });
-  if (reg.status !== 201) throw new Error(`cluster: ${reg.status} ${reg.text}`);
-  const clusterId = new Types.ObjectId(reg.body.id);
+  // A cluster may list each sshd endpoint once, with at most 64 GPUs: one cluster per 3 x 64 slots.
+  const perCluster = infra.nodes.length * SLOTS_PER_ENTRY;
+  const clusters: Array<{ id: Types.ObjectId; name: string }> = [];
+  for (let c = 0; c * perCluster < n; c++) {
+    const entries = Math.min(infra.nodes.length, Math.ceil((n - c * perCluster) / SLOTS_PER_ENTRY));
+    const nodes = infra.nodes.slice(0, entries).map((x, i) => ({ ...x, name: `m${i}` }));
+    const min = 40_000 + (n % 7) * 10 + c * 1_000;
+    const reg = await p.api<{ id: string; name: string }>("POST", "/v1/clusters", {
+      name: `p4-${n}-${c}`,
+      nodes: nodes.map((x) => ({
+        name: x.name,
+        host: x.host,
+        port: x.port,
+        user: x.user,
+        gpus: SLOTS_PER_ENTRY,
+        gpuType: "cpu",
+        workRoot: x.workRoot,
+      })),
+      ssh: {
+        privateKey: readFileSync(infra.clientKeyPath, "utf8"),
+        hostKeys: Object.fromEntries(nodes.map((x) => [x.name, x.hostKeyFingerprint])),
+      },
+      env: infra.nodeEnv,
+      // command jobs take 4 ports per node, unique cluster-wide.
+      ports: { min, max: min + 4 * perCluster + 100 },
+    });
+    if (reg.status !== 201) throw new Error(`cluster: ${reg.status} ${reg.text}`);
+    clusters.push({ id: new Types.ObjectId(reg.body.id), name: reg.body.name });
+  }
+  const clusterId = { $in: clusters.map((c) => c.id) };
 
   const t0 = performance.now();
   const submit = await load(n, 16, async (i) => {
     const r = await p.api("POST", "/v1/jobs", {
       name: `p4-${i}`,
       framework: "command",
-      cluster: reg.body.name,
+      cluster: clusters[Math.floor(i / perCluster)]!.name,
       resources: { nodes: 1, gpusPerNode: 1 },
       command: ["sleep", "3600"],
     });

@@ -122,7 +122,7 @@ export async function reconcileLauncher(
   for (const job of await repos.jobs.listByStatus(["RETRYING"])) {
     if (!job.retryAt || new Date(job.retryAt).getTime() < now - 5_000) clusters.add(job.clusterId.toString());
   }
-  for (const job of await repos.jobs.listByStatus(["QUEUED"])) clusters.add(job.clusterId.toString());
+  for (const id of await repos.jobs.clustersWith(["QUEUED"])) clusters.add(id);
   for (const id of clusters) await requestSchedulingPass(bus, id);
 
   for (const job of await repos.jobs.listByStatus(["LAUNCHING"])) {

@@ -82,11 +82,12 @@ const QUERIES: Q[] = [
     ferretPushdown: true,
   },
   {
+    // One query per status (JobRepo.findInStatuses): both fields are pushed down on FerretDB v1.
     name: "quota count (listByTeam)",
-    filter: { team: "t1", status: { $in: ["LAUNCHING", "RUNNING"] } },
+    filter: { team: "t1", status: "RUNNING" },
     sort: { createdAt: 1, _id: 1 },
     index: { team: 1, status: 1, createdAt: -1, _id: -1 },
-    ferretPushdown: true, // team only: FerretDB v1 does not push $in down
+    ferretPushdown: true,
   },
   {
     name: "GET /v1/jobs?project=",
@@ -96,18 +97,18 @@ const QUERIES: Q[] = [
     ferretPushdown: true,
   },
   {
-    name: "queued-by-cluster (listByCluster)",
-    filter: { clusterId: cluster, status: { $in: ["QUEUED"] } },
-    sort: { createdAt: 1, _id: 1 },
-    index: { clusterId: 1, status: 1, createdAt: 1, _id: 1 },
+    name: "the scheduler's queue page (waitingInQueueOrder)",
+    filter: { clusterId: cluster, status: "QUEUED" },
+    sort: { priority: -1, createdAt: 1, _id: 1 },
+    index: { clusterId: 1, status: 1, priority: -1, createdAt: 1, _id: 1 },
     ferretPushdown: true,
   },
   {
     name: "sweep by status (listByStatus)",
-    filter: { status: { $in: ["RUNNING"] } },
+    filter: { status: "RUNNING" },
     sort: { createdAt: 1 },
     index: { status: 1, createdAt: 1 },
-    ferretPushdown: false,
+    ferretPushdown: true,
   },
   {
     name: "cost roll-up (listRunSince)",

@@ -89,14 +89,16 @@ export class JobCostRepo {
   }
 
   async listActive(limit = 5000): Promise<JobDoc[]> {
-    return this.m.Job.find({ status: { $in: [...COSTED_STATUSES] } }, PRICING_FIELDS)
-      .limit(limit)
-      .lean<JobDoc[]>();
+    // One equality per status (see JobRepo.findInStatuses: FerretDB v1 does not push `$in` down).
+    const parts = await Promise.all(
+      COSTED_STATUSES.map((status) => this.m.Job.find({ status }, PRICING_FIELDS).limit(limit).lean<JobDoc[]>()),
+    );
+    return parts.flat().slice(0, limit);
   }
 
   /** Jobs of a scope that have not started yet but would run (QUEUED): a stop budget ends them too. */
   async listWaitingInScope(scope: SpendScope): Promise<JobDoc[]> {
-    const filter: Record<string, unknown> = { team: scope.team, status: { $in: ["QUEUED"] } };
+    const filter: Record<string, unknown> = { team: scope.team, status: "QUEUED" };
     if (scope.project) filter.project = scope.project;
     if (scope.jobId) filter._id = scope.jobId;
     return this.m.Job.find(filter, PRICING_FIELDS).lean<JobDoc[]>();

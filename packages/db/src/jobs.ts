@@ -45,6 +45,13 @@ export interface LaunchLease {
   until: Date;
 }
 
+/** Oldest first, then by id: the order of every status sweep. */
+const byAge = (a: JobDoc, b: JobDoc): number =>
+  new Date(a.createdAt).getTime() - new Date(b.createdAt).getTime() || a._id.toString().localeCompare(b._id.toString());
+
+/** Queue order: priority descending, then age, then id (core's compareQueued, on stored jobs). */
+const inQueueOrder = (a: JobDoc, b: JobDoc): number => (b.priority ?? 0) - (a.priority ?? 0) || byAge(a, b);
+
 /** Why a job failed (or stopped), as shown on the job. */
 export type JobFailure = NonNullable<JobDoc["failure"]>;
 
@@ -175,16 +182,72 @@ export class JobRepo {
 
   /** A team's jobs in the given statuses, oldest first. */
   async listByTeam(team: string, statuses: readonly JobStatus[]): Promise<JobDoc[]> {
-    return this.m.Job.find({ team, status: { $in: [...statuses] } }, { files: 0 })
-      .sort({ createdAt: 1, _id: 1 })
-      .lean<JobDoc[]>();
+    return this.findInStatuses({ team }, statuses);
   }
 
   /** Jobs of a cluster in the given statuses, oldest first (the scheduler's FIFO order). */
   async listByCluster(clusterId: Types.ObjectId, statuses: readonly JobStatus[]): Promise<JobDoc[]> {
-    return this.m.Job.find({ clusterId, status: { $in: [...statuses] } }, { files: 0 })
-      .sort({ createdAt: 1, _id: 1 })
-      .lean<JobDoc[]>();
+    return this.findInStatuses({ clusterId }, statuses);
+  }
+
+  /**
+   * Jobs matching `filter` in any of `statuses`, oldest first (at most `limit`). One query per
+   * status, each an equality: FerretDB v1 pushes scalar equality down to PostgreSQL but filters
+   * `$in` itself after decoding every document the rest of the filter matches (the whole
+   * collection for a sweep: 7.4 s against 1.1 s at 10,000 stored jobs, 1,000 of them queued).
+   * On MongoDB each is a scan of an index that starts with (…, status).
+   */
+  private async findInStatuses(
+    filter: Record<string, unknown>,
+    statuses: readonly JobStatus[],
+    limit?: number,
+  ): Promise<JobDoc[]> {
+    const parts = await Promise.all(
+      [...new Set(statuses)].map((status) => {
+        const q = this.m.Job.find({ ...filter, status }, { files: 0 }).sort({ createdAt: 1, _id: 1 });
+        return (limit ? q.limit(limit) : q).lean<JobDoc[]>();
+      }),
+    );
+    const all = parts.length === 1 ? parts[0]! : parts.flat().sort(byAge);
+    return limit ? all.slice(0, limit) : all;
+  }
+
+  /** Count of jobs matching `filter` in any of `statuses` (one equality count per status, as above). */
+  private async countInStatuses(filter: Record<string, unknown>, statuses: readonly JobStatus[]): Promise<number> {
+    const counts = await Promise.all(statuses.map((status) => this.m.Job.countDocuments({ ...filter, status })));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * A cluster's waiting jobs (QUEUED and RETRYING) in queue order (priority descending, then age,
+   * then id), read `pageSize` at a time by keyset: a scheduling pass that stops at the head reads
+   * one page, not the whole backlog. Index {clusterId, status, priority, createdAt, _id} (models.ts).
+   */
+  async *waitingInQueueOrder(clusterId: Types.ObjectId, pageSize = 50): AsyncGenerator<JobDoc> {
+    let after: JobDoc | undefined;
+    for (;;) {
+      const keyset = after
+        ? {
+            $or: [
+              { priority: { $lt: after.priority ?? 0 } },
+              { priority: after.priority ?? 0, createdAt: { $gt: after.createdAt } },
+              { priority: after.priority ?? 0, createdAt: after.createdAt, _id: { $gt: after._id } },
+            ],
+          }
+        : {};
+      const parts = await Promise.all(
+        WAITING_STATUSES.map((status) =>
+          this.m.Job.find({ clusterId, status, ...keyset }, { files: 0 })
+            .sort({ priority: -1, createdAt: 1, _id: 1 })
+            .limit(pageSize)
+            .lean<JobDoc[]>(),
+        ),
+      );
+      const page = parts.flat().sort(inQueueOrder).slice(0, pageSize);
+      for (const job of page) yield job;
+      if (page.length < pageSize) return;
+      after = page[page.length - 1];
+    }
   }
 
   /**
@@ -193,37 +256,36 @@ export class JobRepo {
    */
   async queuePlace(job: JobDoc): Promise<{ ahead: number; higher: number }> {
     const p = job.priority ?? job.spec.priority ?? 0;
-    const waiting: Record<string, unknown> = {
-      clusterId: job.clusterId,
-      status: { $in: [...WAITING_STATUSES] },
-      _id: { $ne: job._id },
-    };
+    const waiting: Record<string, unknown> = { clusterId: job.clusterId, _id: { $ne: job._id } };
     // Jobs stored before priorities existed have no field: they count as priority 0.
     const same: Record<string, unknown> = p === 0 ? { priority: { $in: [0, null] } } : { priority: p };
     const [higher, older] = await Promise.all([
-      this.m.Job.countDocuments({ ...waiting, priority: p < 0 ? { $not: { $lte: p } } : { $gt: p } }),
-      this.m.Job.countDocuments({
-        ...waiting,
-        ...same,
-        $or: [{ createdAt: { $lt: job.createdAt } }, { createdAt: job.createdAt, _id: { $lt: job._id } }],
-      }),
+      this.countInStatuses({ ...waiting, priority: p < 0 ? { $not: { $lte: p } } : { $gt: p } }, WAITING_STATUSES),
+      this.countInStatuses(
+        {
+          ...waiting,
+          ...same,
+          $or: [{ createdAt: { $lt: job.createdAt } }, { createdAt: job.createdAt, _id: { $lt: job._id } }],
+        },
+        WAITING_STATUSES,
+      ),
     ]);
     return { ahead: higher + older, higher };
   }
 
   async listByStatus(statuses: readonly JobStatus[], limit = 1000): Promise<JobDoc[]> {
-    return this.m.Job.find({ status: { $in: [...statuses] } }, { files: 0 })
-      .sort({ createdAt: 1 })
-      .limit(limit)
-      .lean<JobDoc[]>();
+    return this.findInStatuses({}, statuses, limit);
+  }
+
+  /** The clusters that have jobs in any of `statuses` (the reconciler's "which queues to pass"). */
+  async clustersWith(statuses: readonly JobStatus[]): Promise<string[]> {
+    const ids = await Promise.all(statuses.map((status) => this.m.Job.distinct("clusterId", { status })));
+    return [...new Set(ids.flat().map((id) => String(id)))];
   }
 
   /** Jobs whose current attempt runs (or is being launched) on `node` of the cluster. */
   async activeOnNode(clusterId: Types.ObjectId, node: string): Promise<JobDoc[]> {
-    const jobs = await this.m.Job.find(
-      { clusterId, status: { $in: [...ACTIVE_STATUSES] }, "attempts.nodes.name": node },
-      { files: 0 },
-    ).lean<JobDoc[]>();
+    const jobs = await this.findInStatuses({ clusterId, "attempts.nodes.name": node }, ACTIVE_STATUSES);
     return jobs.filter((j) => j.attempts.find((a) => a.id === j.currentAttemptId)?.nodes.some((n) => n.name === node));
   }
 

@@ -363,9 +363,10 @@ jobSchema.index({ team: 1, status: 1, createdAt: -1, _id: -1 });
 // project budgets: JobCostRepo.listInScope {team, project, startedAt: {$exists}}.
 jobSchema.index({ team: 1, project: 1, createdAt: -1, _id: -1 });
 
-// Queued-by-cluster (the scheduler's order): JobRepo.listByCluster {clusterId, status: {$in}}
-// sorted {createdAt: 1, _id: 1}.
-jobSchema.index({ clusterId: 1, status: 1, createdAt: 1, _id: 1 });
+// The scheduler's queue: JobRepo.waitingInQueueOrder {clusterId, status} (one query per waiting
+// status) sorted {priority: -1, createdAt: 1, _id: 1}, keyset pages; also a cluster's jobs in a
+// status (listByCluster: the running jobs preemption may stop; activeOnNode).
+jobSchema.index({ clusterId: 1, status: 1, priority: -1, createdAt: 1, _id: 1 });
 
 // Sweeps by status: JobRepo.listByStatus (launcher start-up reconcile of PENDING/QUEUED/RETRYING,
 // monitor's RUNNING sweep) sorted {createdAt: 1}; cost sweep JobCostRepo.listActive

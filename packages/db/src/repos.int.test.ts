@@ -138,6 +138,36 @@ describe("jobs", () => {
     await expect(repos.jobs.create({ ...base, spec: jobSpec("two") })).rejects.toMatchObject({ status: 409 });
   });
 
+  it("walk a cluster's waiting jobs in queue order, page by page, and place each job in it", async () => {
+    const clusterId = new Types.ObjectId();
+    const priorities = [0, 2, 1, 2, 0, 1, -1, 2, 0];
+    const ids: Types.ObjectId[] = [];
+    for (const [i, priority] of priorities.entries()) {
+      const { job } = await repos.jobs.create({
+        team: "default",
+        clusterId,
+        clusterName: "c",
+        spec: { ...jobSpec(`q${i}`), priority },
+      });
+      await repos.jobs.queue(job._id);
+      ids.push(job._id);
+    }
+    // Two wait for a retry (still in the queue), one already ran (not in it).
+    await conn.db!.collection("jobs").updateMany({ _id: { $in: [ids[1]!, ids[4]!] } }, { $set: { status: "RETRYING" } });
+    await conn.db!.collection("jobs").updateOne({ _id: ids[7] }, { $set: { status: "SUCCEEDED" } });
+    const expected = [1, 3, 2, 5, 0, 4, 8, 6].map((i) => ids[i]!.toString());
+
+    for (const pageSize of [2, 3, 50]) {
+      const walked: string[] = [];
+      for await (const job of repos.jobs.waitingInQueueOrder(clusterId, pageSize)) walked.push(job._id.toString());
+      expect(walked, `page size ${pageSize}`).toEqual(expected);
+    }
+    for (const [place, id] of expected.entries()) {
+      const job = (await repos.jobs.byId(id))!;
+      expect((await repos.jobs.queuePlace(job)).ahead, `job ${id}`).toBe(place);
+    }
+  });
+
   it("let exactly one of many concurrent claims win", async () => {
     const { job } = await repos.jobs.create({
       team: "default",

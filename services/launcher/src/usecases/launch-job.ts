@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { ACTIVE_STATUSES, WAITING_STATUSES } from "@trainyard/common";
 import {
-  compareQueued,
   finishAttempt,
   hasQuota,
   leaseFrom,
@@ -66,9 +65,9 @@ const RETRY_DUE_SLACK_MS = 250;
 export async function schedulingPass(deps: LauncherDeps, clusterId: string): Promise<string[]> {
   const { repos, logger } = deps;
   const cluster = await repos.clusters.byId(clusterId);
-  const queue = (await repos.jobs.listByCluster(new Types.ObjectId(clusterId), LAUNCHABLE)).sort(compareQueued);
+  const queue = repos.jobs.waitingInQueueOrder(new Types.ObjectId(clusterId));
   if (!cluster) {
-    for (const job of queue) {
+    for await (const job of queue) {
       await repos.jobs.finish(job, LAUNCHABLE, "FAILED", {
         at: new Date(),
         failure: { reason: `cluster '${job.clusterName}' no longer exists` },
@@ -78,7 +77,7 @@ export async function schedulingPass(deps: LauncherDeps, clusterId: string): Pro
   }
   const admitted: Array<Extract<Admission, { kind: "admitted" }>> = [];
   let current = cluster;
-  for (const job of queue) {
+  for await (const job of queue) {
     // A retry waits for its backoff; its delayed launch message asks for a pass when it is due.
     if (job.status === "RETRYING" && job.retryAt && new Date(job.retryAt).getTime() > Date.now() + RETRY_DUE_SLACK_MS) continue;
     const turn = await admit(deps, job, current);
