@@ -244,6 +244,12 @@ export function nextNodeState(o: NodeObservation, now: Date, lostAfterMisses: nu
   const base = { ...node, missedChecks: 0, lastSeenAt: now, logTail: probe.logTail, ...(probe.pgid ? { pgid: probe.pgid } : {}) };
   if (probe.exitCode !== undefined) return { ...base, state: "exited", exitCode: probe.exitCode };
   if (probe.alive) return { ...base, state: "running" };
-  // Not alive and no exit code: the wrapper itself was killed, or its directory is gone.
-  return { ...base, state: "lost" };
+  // Not alive and no exit code: the wrapper itself was killed, or its directory is gone. One such
+  // probe can also fall in the instant a wrapper ends (seen under heavy load at a job's natural
+  // end), so it counts only when the next probe confirms it; a kill is found one interval later.
+  const vanished = (node.missedChecks ?? 0) + 1;
+  return { ...base, missedChecks: vanished, state: vanished >= VANISHED_CONFIRMATIONS ? "lost" : node.state };
 }
+
+/** Probes in a row that must find a node's processes gone without an exit code before it is lost. */
+export const VANISHED_CONFIRMATIONS = 2;
