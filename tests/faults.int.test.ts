@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -603,5 +603,58 @@ describe("faults: a node's disk full", () => {
     expect(processesOfAttempt(job.attempts[0]!.id)).toEqual([]);
     const clusterDoc = await db.collection("clusters").findOne({ _id: new mongoose.Types.ObjectId(cluster.id) });
     expect(clusterDoc?.allocations ?? []).toEqual([]);
+  });
+
+  it("the disk fills while the job checkpoints: the job fails, and only checkpoints written in full are registered", async () => {
+    // What the previous case left on the small disk goes; n1 alone fits this job (3 GPUs), so its
+    // rank 0 writes the checkpoints there.
+    rmSync(join(workRoot, "jobs"), { recursive: true, force: true });
+    const [n1, n2] = ["n1", "n2"].map((name) => p.infra.nodes.find((n) => n.name === name)!);
+    const cluster = await registerCluster(p, {
+      nodes: ["n2"],
+      extraNodes: [{ name: "n1", host: n1!.host, port: n1!.port, user: n1!.user, gpus: 3, gpuType: "cpu", workRoot }],
+      hostKeys: { n1: n1!.hostKeyFingerprint, n2: n2!.hostKeyFingerprint },
+    });
+    const id = await submitJob(p, {
+      ...ddp(cluster.name, 400),
+      resources: { nodes: 1, gpusPerNode: 3 },
+      command: ["python3", "train.py", "--steps", "400", "--sleep", "0.1", "--checkpoint-every", "5"],
+    });
+    type Listed = { items: Array<{ path: string; state: string; step: number }> };
+    let listed: Listed["items"] = [];
+    for (let i = 0; i < 600 && !listed.length; i++) {
+      listed = (await p.api<Listed>("GET", `/v1/jobs/${id}/checkpoints`)).body.items ?? [];
+      if (!listed.length) await sleep(200);
+    }
+    expect(listed.length).toBeGreaterThan(0);
+    // Fill the disk: the next checkpoint cannot be written in full.
+    const filler = openSync(join(workRoot, "filler"), "w");
+    try {
+      const chunk = Buffer.alloc(16 * 1024, 1);
+      for (;;) writeSync(filler, chunk);
+    } catch (err) {
+      expect((err as NodeJS.ErrnoException).code).toBe("ENOSPC");
+    } finally {
+      closeSync(filler);
+    }
+    const job = await waitForJob(p, id);
+    expect(job.status).toBe("FAILED");
+    expect(processesOfAttempt(job.attempts[0]!.id)).toEqual([]);
+
+    // Every registered checkpoint is a complete one on disk (renamed into place after its write);
+    // a partial write (a .tmp- directory, or a step never announced) is never registered.
+    const registered = (await p.api<Listed>("GET", `/v1/jobs/${id}/checkpoints`)).body.items;
+    expect(registered.length).toBeGreaterThan(0);
+    const ckDir = join(workRoot, "jobs", id, "checkpoints");
+    const onDisk = readdirSync(ckDir);
+    for (const c of registered) {
+      expect(c.state).toBe("complete");
+      expect(c.path.startsWith(`${ckDir}/step-`), c.path).toBe(true);
+      expect(existsSync(join(c.path, "state.pt")), c.path).toBe(true);
+      expect(statSync(join(c.path, "state.pt")).size).toBeGreaterThan(0);
+    }
+    console.log(
+      `[faults] disk full: ${registered.length} checkpoint(s) registered, on disk: ${onDisk.join(" ")}, job failure: ${job.failure?.reason}`,
+    );
   });
 });

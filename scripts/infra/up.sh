@@ -118,7 +118,9 @@ ensure_postgres() {
     }
     rm -f "$pwfile"
   fi
-  PG_URL="postgres://ferretdb:$pass@127.0.0.1:$TY_PG_PORT/ferretdb"
+  # FerretDB's own pool (50 by default) deadlocks when every connection is held by a findAndModify
+  # waiting for a second one; 150 of PostgreSQL's 200 leaves it room (processes cap themselves at 20).
+  PG_URL="postgres://ferretdb:$pass@127.0.0.1:$TY_PG_PORT/ferretdb?pool_max_conns=150"
   if ! pg_ready; then
     start_postgres
   fi

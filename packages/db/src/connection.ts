@@ -4,6 +4,9 @@ import mongoose, { type Connection } from "mongoose";
  * One mongoose connection per process (never the global default), so tests can open several
  * databases side by side.
  */
+/** Operations one process runs against the database at once (the driver queues the rest). */
+export const DEFAULT_MAX_POOL_SIZE = 20;
+
 export async function connectMongo(
   url: string,
   dbName: string,
@@ -12,6 +15,11 @@ export async function connectMongo(
   const conn = mongoose.createConnection(url, {
     dbName,
     serverSelectionTimeoutMS: opts.serverSelectionTimeoutMS ?? 10_000,
+    // At most DEFAULT_MAX_POOL_SIZE operations in flight per process (unless the URL's own
+    // `maxPoolSize` says otherwise): FerretDB v1 needs two PostgreSQL connections for one
+    // findAndModify (the read holds one while the update takes another), so 50 concurrent ones
+    // took its whole pool (`pool_max_conns`, 50 by default) and it hung for good.
+    ...(/[?&]maxPoolSize=/i.test(url) ? {} : { maxPoolSize: DEFAULT_MAX_POOL_SIZE }),
     // FerretDB v1 has no transactions or retryable writes; every state change is one conditional update.
     retryWrites: false,
     autoIndex: true,
