@@ -1,7 +1,7 @@
 /**
  * `pnpm bench:monitor` (part of `pnpm bench`): one monitor replica keeping N running attempts
  * checked (issue 9 P4). The platform's launcher starts N `sleep` jobs (1 node x 1 slot each) on node
- * entries spread over the 3 local sshd nodes; one monitor runs as its own process (so its CPU is its
+ * the 3 local sshd nodes (one cluster per 3 x 64 slots: a cluster lists each endpoint once); one monitor runs as its own process (so its CPU is its
  * own) at the product's default interval. For WINDOW seconds the bench reads, once a second, when
  * each attempt was last seen by a check: lag = time since the last check - the interval (a check is
  * due every interval). The baseline is the interval itself: p99 lag / interval < 1 is the goal.
@@ -144,7 +144,7 @@ async function level(p: Platform, n: number) {
     const cpu = round(((cpuSeconds(monitor.pid!) - cpu0) / ((Date.now() - w0) / 1000)) * 100);
     return {
       attempts: n,
-      nodeEntries: entries,
+      clusters: clusters.length,
       submitPerSecond: submit.perSecond,
       allRunningAfterSeconds: startSeconds,
       lagP50Ms: round(pct(lags, 0.5)),
