@@ -129,6 +129,14 @@ ensure_postgres() {
     PGPASSWORD=$pass psql -q -h 127.0.0.1 -p "$TY_PG_PORT" -U ferretdb -d postgres -c 'CREATE DATABASE ferretdb' ||
       ty_die "postgresql: CREATE DATABASE ferretdb failed"
   fi
+  # Indexes FerretDB's pushed-down equality can use, and custom plans so the planner matches them
+  # (why: scripts/infra/ferretdb-equality-indexes.sql). New connections pick the setting up.
+  PGPASSWORD=$pass psql -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$TY_PG_PORT" -U ferretdb -d ferretdb \
+    -c 'SET client_min_messages = warning' \
+    -c 'ALTER DATABASE ferretdb SET plan_cache_mode = force_custom_plan' \
+    -f "$HERE/ferretdb-equality-indexes.sql" \
+    -c 'SELECT ty_equality_index_backfill()' >/dev/null ||
+    ty_die "postgresql: installing the equality indexes failed"
 }
 
 start_postgres() {
