@@ -7,12 +7,20 @@ import { createLogger, type JobView, launcherConfigShape, loadConfig } from "@tr
 import { COST_TICK_SCHEDULER } from "@trainyard/core";
 import { startLauncher } from "@trainyard/launcher";
 import type { RunningService } from "@trainyard/runtime";
-import { INFRA_DIR, processesOfAttempt, REPO_ROOT } from "@trainyard/testkit";
+import { INFRA_DIR, processesOfAttempt } from "@trainyard/testkit";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import mongoose, { type Connection } from "mongoose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EXAMPLE_TRAIN, type Platform, registerCluster, startPlatform, submitJob, waitForJob } from "./harness";
+import {
+  EXAMPLE_TRAIN,
+  type Platform,
+  registerCluster,
+  startPlatform,
+  startServiceProcess,
+  submitJob,
+  waitForJob,
+} from "./harness";
 
 /*
  * Fault injection with real processes: each fault is injected by the test (a Redis stopped or
@@ -90,35 +98,6 @@ class DedicatedRedis {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-/**
- * A service as its own OS process (`node --import tsx services/<name>/src/main.ts`), as deployed:
- * the test can SIGKILL or SIGTERM it. Resolves once the service logged that it started.
- */
-async function startServiceProcess(
-  service: "launcher" | "monitor" | "cost",
-  env: Record<string, string>,
-): Promise<{ child: ChildProcess; log: string[] }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, `services/${service}/src/main.ts`)], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...env, LOG_LEVEL: "info", HEALTH_PORT: "0", HEALTH_HOST: "127.0.0.1" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const log: string[] = [];
-  const keep = (chunk: Buffer) => {
-    for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) log.push(line);
-    if (log.length > 400) log.splice(0, log.length - 400);
-  };
-  child.stdout!.on("data", keep);
-  child.stderr!.on("data", keep);
-  const deadline = Date.now() + 90_000;
-  while (!log.some((l) => l.includes(`"${service} started"`))) {
-    if (child.exitCode !== null) throw new Error(`${service} exited ${child.exitCode} at start:\n${log.join("\n")}`);
-    if (Date.now() > deadline) throw new Error(`${service} did not start:\n${log.join("\n")}`);
-    await sleep(100);
-  }
-  return { child, log };
 }
 
 /**

@@ -1,5 +1,7 @@
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { startAlerting } from "@trainyard/alerting";
 import { startApi } from "@trainyard/api";
 import {
@@ -17,7 +19,7 @@ import { startCost } from "@trainyard/cost";
 import { startLauncher } from "@trainyard/launcher";
 import { startMonitor } from "@trainyard/monitor";
 import type { RunningService } from "@trainyard/runtime";
-import { type Infra, loadInfra } from "@trainyard/testkit";
+import { type Infra, loadInfra, REPO_ROOT } from "@trainyard/testkit";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import mongoose from "mongoose";
@@ -47,6 +49,29 @@ export interface Platform {
     headers?: Record<string, string>,
   ): Promise<{ status: number; body: T; text: string }>;
   close(): Promise<void>;
+}
+
+/** A JSON client of an API at `url`, calling with `token`. */
+export function apiClient(url: string, token: string): Platform["api"] {
+  return async (method, path, body, headers = {}) => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+        ...headers,
+      },
+      ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // plain text (logs)
+    }
+    return { status: res.status, body: parsed as never, text };
+  };
 }
 
 /**
@@ -98,25 +123,7 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     metricsUrls.alerting!.push(`http://127.0.0.1:${s.port}/metrics`);
   }
 
-  const call: Platform["api"] = async (method, path, body, headers = {}) => {
-    const res = await fetch(`${api.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body !== undefined ? { "content-type": "application/json" } : {}),
-        ...headers,
-      },
-      ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // plain text (logs)
-    }
-    return { status: res.status, body: parsed as never, text };
-  };
+  const call = apiClient(api.url, token);
 
   return {
     infra,
@@ -244,3 +251,33 @@ export async function issueKey(p: Platform, role: "viewer" | "member" | "admin",
 
 /** Headers that make `p.api` act as another key. */
 export const asKey = (key: string): Record<string, string> => ({ authorization: `Bearer ${key}` });
+
+/**
+ * A service as its own OS process (`node --import tsx services/<name>/src/main.ts`), as deployed:
+ * the test can SIGKILL or SIGTERM it. Resolves once the service logged that it started.
+ */
+export async function startServiceProcess(
+  service: "api" | "launcher" | "monitor" | "cost",
+  env: Record<string, string>,
+): Promise<{ child: ChildProcess; log: string[]; port: number }> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, `services/${service}/src/main.ts`)], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, LOG_LEVEL: "info", HEALTH_PORT: "0", HEALTH_HOST: "127.0.0.1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const log: string[] = [];
+  const keep = (chunk: Buffer) => {
+    for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) log.push(line);
+    if (log.length > 400) log.splice(0, log.length - 400);
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
+  const deadline = Date.now() + 90_000;
+  while (!log.some((l) => l.includes(`"${service} started"`))) {
+    if (child.exitCode !== null) throw new Error(`${service} exited ${child.exitCode} at start:\n${log.join("\n")}`);
+    if (Date.now() > deadline) throw new Error(`${service} did not start:\n${log.join("\n")}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const started = JSON.parse(log.find((l) => l.includes(`"${service} started"`))!) as { port: number };
+  return { child, log, port: started.port };
+}

@@ -4,6 +4,8 @@
  * in the same run, so a noisy machine compares with itself:
  *   - raw BullMQ `add` (what the queue alone costs) for submit throughput,
  *   - GET /v1/jobs?limit=1 on an empty database for list latency.
+ * The API under test runs as its own process, as deployed (the load generator here does not share
+ * its event loop); API_CONFIG_CACHE_MS may be set in the environment to compare.
  * Levels: 100 jobs (10× the demo's one job, ten times over) and 1,000 (10× that). Jobs stay QUEUED
  * behind a cluster whose single slot is held, so nothing runs; the `schedule` queue depth shows the
  * messages the backlog costs. Writes bench/results/submit-<date>.json and prints a markdown table.
@@ -14,7 +16,7 @@ import { join } from "node:path";
 import { REPO_ROOT } from "@trainyard/testkit";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { type Platform, registerCluster, startPlatform } from "../harness";
+import { apiClient, type Platform, registerCluster, startPlatform, startServiceProcess } from "../harness";
 import { load, pct, round, timed } from "./lib";
 
 const levels = (process.argv[2] ?? "100,1000").split(",").map(Number);
@@ -32,9 +34,9 @@ async function bullmqBaseline(redisUrl: string, n: number) {
   return r;
 }
 
-async function listLatency(p: Platform, samples = 50) {
+async function listLatency(api: Platform["api"], samples = 50) {
   const lat: number[] = [];
-  for (let i = 0; i < samples; i++) lat.push(await timed(() => p.api("GET", "/v1/jobs?limit=1")));
+  for (let i = 0; i < samples; i++) lat.push(await timed(() => api("GET", "/v1/jobs?limit=1")));
   return { p50Ms: round(pct(lat, 0.5)), p99Ms: round(pct(lat, 0.99)) };
 }
 
@@ -44,6 +46,12 @@ async function main() {
   const redis = new Redis(p.infra.redisUrl, { maxRetriesPerRequest: null });
   const prefix = p.env.TRAINYARD_QUEUE_PREFIX!;
   const rows: Array<Record<string, unknown>> = [];
+  const server = await startServiceProcess("api", {
+    ...p.env,
+    LOG_LEVEL: "warn",
+    ...(process.env.API_CONFIG_CACHE_MS ? { API_CONFIG_CACHE_MS: process.env.API_CONFIG_CACHE_MS } : {}),
+  });
+  const api = apiClient(`http://127.0.0.1:${server.port}`, p.token);
   try {
     const cluster = await registerCluster(p, { nodes: ["n1"], gpus: 1 });
     const spec = (i: number) => ({
@@ -53,19 +61,19 @@ async function main() {
       resources: { nodes: 1, gpusPerNode: 1 },
       command: ["sleep", "1"],
     });
-    const emptyList = await listLatency(p);
+    const emptyList = await listLatency(api);
     let submitted = 0;
     for (const n of levels) {
       const baseline = await bullmqBaseline(p.infra.redisUrl, n);
       const submit = async (i: number) => {
-        const res = await p.api("POST", "/v1/jobs", spec(submitted + i));
+        const res = await api("POST", "/v1/jobs", spec(submitted + i));
         if (res.status !== 202) throw new Error(`submit ${res.status}: ${res.text.slice(0, 200)}`);
       };
       const serial = await load(Math.min(n, 200), 1, submit);
       submitted += Math.min(n, 200);
       const parallel = await load(n, CONCURRENCY, submit);
       submitted += n;
-      const list = await listLatency(p);
+      const list = await listLatency(api);
       const schedule = new Queue("schedule", { connection: redis, prefix });
       const counts = await schedule.getJobCounts("waiting", "delayed", "active", "completed", "failed");
       await schedule.close();
@@ -81,6 +89,8 @@ async function main() {
       console.error(`[bench] level ${n} done`);
     }
   } finally {
+    server.child.kill("SIGTERM");
+    await new Promise((r) => server.child.once("exit", r));
     redis.disconnect();
     await p.close();
   }

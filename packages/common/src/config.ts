@@ -111,6 +111,12 @@ export const apiConfigShape = {
   API_RATE_LIMIT_WINDOW_MS: int(60_000, 1000),
   /** A Redis command of the API (queue add, rate limit, write lock) that gets no answer fails after this; Redis down fails at once (503). */
   API_REDIS_TIMEOUT_MS: int(5_000, 50),
+  /**
+   * How long one API replica reuses what every submit reads and rarely changes (a team's default
+   * priority, a cluster's nodes, the budgets covering a scope): writes through the same replica are
+   * seen at once, through another replica after at most this long. 0 reads them on every submit.
+   */
+  API_CONFIG_CACHE_MS: int(1_000),
   /** Base URL used in links (e.g. alerts); defaults to http://HOST:PORT. */
   PUBLIC_URL: z.string().url().optional(),
   /** Private/loopback hosts or CIDRs alert channels may point at (checked when a channel is saved). */

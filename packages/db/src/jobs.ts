@@ -104,8 +104,11 @@ export class JobRepo {
     return this.locks.withLock(`job:${id.toString()}`, () => retryWriteConflicts(fn));
   }
 
-  /** Insert a PENDING job, or return the one already created with the same Idempotency-Key. */
-  async create(job: NewJob): Promise<{ job: JobDoc; created: boolean }> {
+  /**
+   * Insert a job (PENDING, or straight into its cluster's queue as QUEUED), or return the one
+   * already created with the same Idempotency-Key.
+   */
+  async create(job: NewJob, initial: "PENDING" | "QUEUED" = "PENDING"): Promise<{ job: JobDoc; created: boolean }> {
     const hash = specHash(job.spec);
     const key = job.idempotencyKey ?? `auto-${new Types.ObjectId().toString()}`;
     try {
@@ -124,7 +127,7 @@ export class JobRepo {
           fileNames: Object.keys(job.spec.files ?? {}),
           specHash: hash,
           idempotencyKey: key,
-          status: "PENDING",
+          status: initial,
           attempts: [],
         }),
       );

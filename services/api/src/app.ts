@@ -5,6 +5,7 @@ import { type RunningService, registerQueueDepthMetrics, startServiceBase } from
 import { SshPool } from "@trainyard/ssh";
 import express from "express";
 import helmet from "helmet";
+import { ConfigCache } from "./config-cache";
 import type { ApiConfig, ApiDeps } from "./context";
 import { authenticate, requireRole } from "./http/auth";
 import { CONSOLE_PATH, consoleApp } from "./http/console";
@@ -88,6 +89,7 @@ export async function startApi(
       logPollMs: opts.logPollMs ?? 1000,
       platformTeam: config.API_ADMIN_TEAM,
       streams: new Set(),
+      config: new ConfigCache(config.API_CONFIG_CACHE_MS),
       alertAllowlist: parseAllowlist(config.ALERT_ALLOWED_HOSTS),
     };
 

@@ -135,6 +135,9 @@ export function scopeCheck(route: ApiRoute): RequestHandler {
   }
 }
 
+/** Actions that change what a submit reads through ApiDeps.config (teams, clusters, budgets). */
+const changesSubmitConfig = (action: AuditAction) => /^(team|cluster|budget)\./.test(action);
+
 /** Mount every route on `router`: role and scope checks, handler, JSON reply, audit event on success. */
 export function mountRoutes(router: Router, routes: readonly ApiRoute[], deps: ApiDeps): void {
   for (const route of routes) {
@@ -143,6 +146,8 @@ export function mountRoutes(router: Router, routes: readonly ApiRoute[], deps: A
       const params = req.params as Record<string, string>;
       const inputs = parseInputs(route, req);
       const body = await route.handle({ req, res, principal, team: principal.team, params, ...inputs });
+      // This replica's next submit reads the team, cluster or budget as this request left it.
+      if (route.audit && changesSubmitConfig(route.audit)) deps.config.forgetAll();
       // Audited before the reply goes out, so a caller that sees success also finds the event.
       if (route.audit && !res.headersSent) {
         await deps.repos.audit

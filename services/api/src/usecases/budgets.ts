@@ -75,7 +75,9 @@ export async function deleteBudget(deps: ApiDeps, team: string, id: string): Pro
  * current period: 402 naming the budget, what was spent and how to get going again.
  */
 export async function assertBudgetAllowsNewJob(deps: ApiDeps, team: string, project: string): Promise<void> {
-  const budgets = (await deps.repos.budgets.coveringNewJob(team, project)).filter((b) => b.action === "stop");
+  // Which budgets cover the scope is configuration (cached); what they have spent is read fresh.
+  const covering = await deps.config.get(`budgets:${team}:${project}`, () => deps.repos.budgets.coveringNewJob(team, project));
+  const budgets = covering.filter((b) => b.action === "stop");
   if (!budgets.length) return;
   const pricing = await PricingContext.load(deps.repos);
   const now = new Date();

@@ -30,7 +30,7 @@ export function publicJobView(doc: JobDoc): JobView {
 /** A team's cluster for a job spec; an unknown cluster is a bad request, not a missing resource. */
 async function resolveCluster(deps: ApiDeps, team: string, name: string): Promise<ClusterDoc> {
   try {
-    return await deps.repos.clusters.getForTeam(team, name);
+    return await deps.config.get(`cluster:${team}:${name}`, () => deps.repos.clusters.getForTeam(team, name));
   } catch (err) {
     if (err instanceof UserError && err.status === 404) throw badRequest(`cluster '${name}' not found`);
     throw err;
@@ -55,7 +55,11 @@ async function validateJob(
   return { spec, cluster };
 }
 
-/** PENDING -> QUEUED and ask for a scheduling pass of its cluster; a lost message is caught by the launcher's sweep of QUEUED jobs. */
+/**
+ * A stored job enters its cluster's queue: a job still PENDING (an earlier request died before
+ * queueing it) moves to QUEUED, and a QUEUED one asks for a scheduling pass of its cluster; a lost
+ * message is caught by the launcher's sweep of QUEUED jobs.
+ */
 async function enqueue(deps: ApiDeps, job: JobDoc): Promise<JobStatus> {
   let status = job.status;
   if (status === "PENDING") {
@@ -91,8 +95,9 @@ export interface SubmitResult {
 }
 
 /**
- * Accept a job: fill in the team's default priority if it has none, validate it against its cluster, store it (PENDING), queue it (QUEUED) and send a
- * `launch` message. With an Idempotency-Key, a repeat returns the first job; the same key with a
+ * Accept a job: fill in the team's default priority if it has none, validate it against its
+ * cluster, store it in its cluster's queue (QUEUED: one insert, no second write) and ask for a
+ * scheduling pass. With an Idempotency-Key, a repeat returns the first job; the same key with a
  * different spec is a 409.
  */
 export async function submitJob(deps: ApiDeps, team: string, input: JobSpec, idempotencyKey?: string): Promise<SubmitResult> {
@@ -100,18 +105,21 @@ export async function submitJob(deps: ApiDeps, team: string, input: JobSpec, ide
   const { spec, cluster } = await validateJob(
     deps,
     team,
-    withDefaultPriority(input, await deps.repos.teams.defaultPriorityOf(team)),
+    withDefaultPriority(input, await deps.config.get(`default-priority:${team}`, () => deps.repos.teams.defaultPriorityOf(team))),
   );
   // A team or project whose `stop` budget is exhausted takes no new jobs (402 naming the budget).
   await assertBudgetAllowsNewJob(deps, team, spec.project);
-  const { job, created } = await deps.repos.jobs.create({
-    team,
-    spec,
-    clusterId: cluster._id,
-    clusterName: cluster.name,
-    ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
-  });
-  // A repeat finds the first job; if that request died between insert and queueing, finish it now.
+  const { job, created } = await deps.repos.jobs.create(
+    {
+      team,
+      spec,
+      clusterId: cluster._id,
+      clusterName: cluster.name,
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    },
+    "QUEUED",
+  );
+  // A repeat finds the first job; a PENDING one (stored by an older API) is queued now.
   const status = created || job.status === "PENDING" ? await enqueue(deps, job) : job.status;
   if (created) deps.logger.info({ jobId: job._id.toString(), job: spec.name, cluster: cluster.name }, "job submitted");
   return { created, id: job._id.toString(), status };
