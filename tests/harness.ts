@@ -260,11 +260,20 @@ export async function startServiceProcess(
   service: "api" | "launcher" | "monitor" | "cost",
   env: Record<string, string>,
 ): Promise<{ child: ChildProcess; log: string[]; port: number }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, `services/${service}/src/main.ts`)], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, LOG_LEVEL: "info", HEALTH_PORT: "0", HEALTH_HOST: "127.0.0.1", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      ...(process.env.PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] : []),
+      "--import",
+      "tsx",
+      join(REPO_ROOT, `services/${service}/src/main.ts`),
+    ],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, HEALTH_PORT: "0", HEALTH_HOST: "127.0.0.1", ...env, LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   const log: string[] = [];
   const keep = (chunk: Buffer) => {
     for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) log.push(line);

@@ -1,5 +1,5 @@
 /** Shared helpers of the `pnpm bench` suites: timing, percentiles, results files. */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT } from "@trainyard/testkit";
@@ -56,3 +56,31 @@ export function writeResults(name: string, data: Record<string, unknown>, table:
   console.log(table.join("\n"));
   console.log(`\n(results: ${file})`);
 }
+
+/**
+ * CPU time (user + system, ms) used so far by the processes whose command line matches each
+ * pattern (or with one of the given pids), from /proc. The database and Redis are shared by everything on the machine, so a
+ * difference over a run is only Trainyard's own when nothing else ran meanwhile.
+ */
+export function cpuMsByProcess(patterns: Record<string, RegExp | number[]>): Record<string, number> {
+  const out: Record<string, number> = Object.fromEntries(Object.keys(patterns).map((k) => [k, 0]));
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    let cmd: string;
+    let stat: string;
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue; // ended meanwhile
+    }
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    for (const [name, p] of Object.entries(patterns)) {
+      if (Array.isArray(p) ? p.includes(Number(pid)) : p.test(cmd)) out[name]! += ms;
+    }
+  }
+  return out;
+}
+
+const CLOCK_TICKS = 100;

@@ -17,7 +17,7 @@ import { REPO_ROOT } from "@trainyard/testkit";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { apiClient, type Platform, registerCluster, startPlatform, startServiceProcess } from "../harness";
-import { load, pct, round, timed } from "./lib";
+import { cpuMsByProcess, load, pct, round, timed } from "./lib";
 
 const levels = (process.argv[2] ?? "100,1000").split(",").map(Number);
 const CONCURRENCY = 16;
@@ -46,12 +46,24 @@ async function main() {
   const redis = new Redis(p.infra.redisUrl, { maxRetriesPerRequest: null });
   const prefix = p.env.TRAINYARD_QUEUE_PREFIX!;
   const rows: Array<Record<string, unknown>> = [];
-  const server = await startServiceProcess("api", {
-    ...p.env,
-    LOG_LEVEL: "warn",
-    ...(process.env.API_CONFIG_CACHE_MS ? { API_CONFIG_CACHE_MS: process.env.API_CONFIG_CACHE_MS } : {}),
-  });
-  const api = apiClient(`http://127.0.0.1:${server.port}`, p.token);
+  // API replicas (BENCH_API_REPLICAS, default 1), each its own process; requests go round robin.
+  const servers = await Promise.all(
+    Array.from({ length: Number(process.env.BENCH_API_REPLICAS ?? 1) }, () =>
+      startServiceProcess("api", {
+        ...p.env,
+        ...(process.env.API_CONFIG_CACHE_MS ? { API_CONFIG_CACHE_MS: process.env.API_CONFIG_CACHE_MS } : {}),
+      }),
+    ),
+  );
+  const clients = servers.map((s) => apiClient(`http://127.0.0.1:${s.port}`, p.token));
+  let turn = 0;
+  const api: Platform["api"] = (...args) => clients[turn++ % clients.length]!(...args);
+  const processes = {
+    api: servers.map((s) => s.child.pid!),
+    ferretdb: /\/ferretdb( |$)/,
+    postgres: /^postgres/,
+    redis: /^redis-server/,
+  };
   try {
     const cluster = await registerCluster(p, { nodes: ["n1"], gpus: 1 });
     const spec = (i: number) => ({
@@ -71,8 +83,14 @@ async function main() {
       };
       const serial = await load(Math.min(n, 200), 1, submit);
       submitted += Math.min(n, 200);
+      const cpuBefore = cpuMsByProcess(processes);
       const parallel = await load(n, CONCURRENCY, submit);
+      const cpuAfter = cpuMsByProcess(processes);
       submitted += n;
+      // Where a submit's time goes: CPU ms per submit of each process during the concurrent run.
+      const cpuMsPerSubmit = Object.fromEntries(
+        Object.keys(processes).map((k) => [k, round((cpuAfter[k]! - cpuBefore[k]!) / n, 2)]),
+      );
       const list = await listLatency(api);
       const schedule = new Queue("schedule", { connection: redis, prefix });
       const counts = await schedule.getJobCounts("waiting", "delayed", "active", "completed", "failed");
@@ -82,15 +100,17 @@ async function main() {
         storedJobs: submitted,
         bullmqAddPerSecond: baseline.perSecond,
         submitSerial: { ...serial, ratioToBullmq: round(baseline.perSecond / serial.perSecond) },
-        submit16: { ...parallel, ratioToBullmq: round(baseline.perSecond / parallel.perSecond) },
+        submit16: { ...parallel, ratioToBullmq: round(baseline.perSecond / parallel.perSecond), cpuMsPerSubmit },
         listLimit1: { ...list, ratioToEmpty: round(list.p50Ms / emptyList.p50Ms, 2) },
         scheduleQueue: counts,
       });
       console.error(`[bench] level ${n} done`);
     }
   } finally {
-    server.child.kill("SIGTERM");
-    await new Promise((r) => server.child.once("exit", r));
+    for (const s of servers) {
+      s.child.kill("SIGTERM");
+      await new Promise((r) => s.child.once("exit", r));
+    }
     redis.disconnect();
     await p.close();
   }
@@ -99,16 +119,20 @@ async function main() {
   const dir = join(REPO_ROOT, "bench/results");
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `submit-${date}.json`);
-  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), concurrency: CONCURRENCY, rows }, null, 2)}\n`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ date: new Date().toISOString(), concurrency: CONCURRENCY, apiReplicas: servers.length, rows }, null, 2)}\n`,
+  );
   const lines = [
-    "| jobs | stored | BullMQ add/s | submit 1-at-a-time /s (p50, p99 ms) | ×slower than BullMQ | submit ×16 /s (p50, p99 ms) | ×slower | list limit=1 p50/p99 ms | ×empty | schedule msgs (waiting+delayed+completed) |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| jobs | stored | BullMQ add/s | submit 1-at-a-time /s (p50, p99 ms) | ×slower than BullMQ | submit ×16 /s (p50, p99 ms) | ×slower | CPU ms per submit ×16: api / ferretdb / postgres / redis | list limit=1 p50/p99 ms | ×empty | schedule msgs (waiting+delayed+completed) |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
     ...rows.map((r) => {
       const s = r.submitSerial as { perSecond: number; p50Ms: number; p99Ms: number; ratioToBullmq: number };
-      const c = r.submit16 as typeof s;
+      const c = r.submit16 as typeof s & { cpuMsPerSubmit: Record<string, number> };
+      const cpu = c.cpuMsPerSubmit;
       const l = r.listLimit1 as { p50Ms: number; p99Ms: number; ratioToEmpty: number };
       const q = r.scheduleQueue as Record<string, number>;
-      return `| ${r.level} | ${r.storedJobs} | ${r.bullmqAddPerSecond} | ${s.perSecond} (${s.p50Ms}, ${s.p99Ms}) | ${s.ratioToBullmq} | ${c.perSecond} (${c.p50Ms}, ${c.p99Ms}) | ${c.ratioToBullmq} | ${l.p50Ms}/${l.p99Ms} | ${l.ratioToEmpty} | ${(q.waiting ?? 0) + (q.delayed ?? 0) + (q.completed ?? 0)} |`;
+      return `| ${r.level} | ${r.storedJobs} | ${r.bullmqAddPerSecond} | ${s.perSecond} (${s.p50Ms}, ${s.p99Ms}) | ${s.ratioToBullmq} | ${c.perSecond} (${c.p50Ms}, ${c.p99Ms}) | ${c.ratioToBullmq} | ${cpu.api} / ${cpu.ferretdb} / ${cpu.postgres} / ${cpu.redis} | ${l.p50Ms}/${l.p99Ms} | ${l.ratioToEmpty} | ${(q.waiting ?? 0) + (q.delayed ?? 0) + (q.completed ?? 0)} |`;
     }),
   ];
   writeFileSync(file.replace(/\.json$/, ".md"), `${lines.join("\n")}\n`);

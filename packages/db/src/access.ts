@@ -11,6 +11,7 @@ import {
 } from "@trainyard/common";
 import { type Connection, type Model, Schema, Types } from "mongoose";
 import { isDuplicateKeyError } from "./connection";
+import { GroupInsert } from "./group-insert";
 
 // ---------- teams ----------
 export interface TeamDoc {
@@ -238,16 +239,19 @@ export interface AuditQuery {
 /** Append-only: events are inserted, never updated. */
 export class AuditRepo {
   private readonly Event: Model<AuditEventDoc>;
+  /** Every audited request writes one event: concurrent ones share an insert (group-insert.ts). */
+  private readonly inserts: GroupInsert<AuditEventDoc>;
   constructor(conn: Connection) {
     this.Event =
       (conn.models.AuditEvent as Model<AuditEventDoc>) ?? conn.model<AuditEventDoc>("AuditEvent", auditSchema, "audit_events");
+    this.inserts = new GroupInsert(this.Event);
   }
   syncIndexes() {
     return this.Event.syncIndexes();
   }
 
   async record(e: Omit<AuditEventDoc, "_id">): Promise<void> {
-    await this.Event.create({ ...e, _id: new Types.ObjectId() });
+    await this.inserts.insert({ ...e, _id: new Types.ObjectId() });
   }
 
   async list(q: AuditQuery): Promise<AuditEventDoc[]> {

@@ -13,6 +13,7 @@ import {
 } from "@trainyard/common";
 import { Types, type UpdateQuery } from "mongoose";
 import { isDuplicateKeyError, retryWriteConflicts } from "./connection";
+import { GroupInsert } from "./group-insert";
 import { jobCostView } from "./job-costs";
 import type { DocumentLocks } from "./locks";
 import type { AttemptDoc, AttemptNodeDoc, JobDoc, Models, PreemptRequestDoc, StopRequestDoc } from "./models";
@@ -93,10 +94,15 @@ function assertTransition(from: readonly JobStatus[], to: JobStatus): void {
  * {_id, status, currentAttemptId}: of two replicas racing, exactly one gets the document back.
  */
 export class JobRepo {
+  /** New jobs go in groups: concurrent submits share one insert (group-insert.ts). */
+  private readonly inserts: GroupInsert<JobDoc>;
+
   constructor(
     private readonly m: Models,
     private readonly locks: DocumentLocks,
-  ) {}
+  ) {
+    this.inserts = new GroupInsert(m.Job);
+  }
 
   private locked<T>(id: Types.ObjectId | string, fn: () => Promise<T>): Promise<T> {
     // Every locked write is one conditional single-document update: retrying it after a write
@@ -114,7 +120,7 @@ export class JobRepo {
     try {
       // Retried after a write conflict: the unique (team, idempotencyKey) index keeps it single.
       const doc = await retryWriteConflicts(() =>
-        this.m.Job.create({
+        this.inserts.insert({
           team: job.team,
           name: job.spec.name,
           project: job.spec.project,
