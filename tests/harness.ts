@@ -256,18 +256,17 @@ export const asKey = (key: string): Record<string, string> => ({ authorization: 
  * A service as its own OS process (`node --import tsx services/<name>/src/main.ts`), as deployed:
  * the test can SIGKILL or SIGTERM it. Resolves once the service logged that it started.
  */
+/** BENCH_CPU_PROF_DIR set: each service process writes a V8 CPU profile there when it exits. */
+const cpuProfileArgs = () =>
+  process.env.BENCH_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+
 export async function startServiceProcess(
   service: "api" | "launcher" | "monitor" | "cost",
   env: Record<string, string>,
 ): Promise<{ child: ChildProcess; log: string[]; port: number }> {
   const child = spawn(
     process.execPath,
-    [
-      ...(process.env.PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] : []),
-      "--import",
-      "tsx",
-      join(REPO_ROOT, `services/${service}/src/main.ts`),
-    ],
+    [...cpuProfileArgs(), "--import", "tsx", join(REPO_ROOT, `services/${service}/src/main.ts`)],
     {
       cwd: REPO_ROOT,
       env: { ...process.env, HEALTH_PORT: "0", HEALTH_HOST: "127.0.0.1", ...env, LOG_LEVEL: "info" },
@@ -284,7 +283,10 @@ export async function startServiceProcess(
   const deadline = Date.now() + 90_000;
   while (!log.some((l) => l.includes(`"${service} started"`))) {
     if (child.exitCode !== null) throw new Error(`${service} exited ${child.exitCode} at start:\n${log.join("\n")}`);
-    if (Date.now() > deadline) throw new Error(`${service} did not start:\n${log.join("\n")}`);
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`${service} did not start:\n${log.join("\n")}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   const started = JSON.parse(log.find((l) => l.includes(`"${service} started"`))!) as { port: number };
