@@ -11,7 +11,7 @@ import { INFRA_DIR, processesOfAttempt } from "@trainyard/testkit";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import mongoose, { type Connection } from "mongoose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   EXAMPLE_TRAIN,
   type Platform,
@@ -362,11 +362,18 @@ describe("faults: services killed", () => {
 
   let monitor: ChildProcess;
   let cost: ChildProcess;
+  // Each service process's last log lines, printed when a test fails (they hold the why).
+  const logs: Array<{ service: string; pid?: number; log: string[] }> = [];
   const spawnService = async (service: "launcher" | "monitor" | "cost", env: Record<string, string> = {}) => {
     const s = await startServiceProcess(service, { ...p.env, ...env });
     children.push(s.child);
+    logs.push({ service, pid: s.child.pid, log: s.log });
     return s.child;
   };
+  afterEach((ctx) => {
+    if (ctx.task.result?.state !== "fail") return;
+    for (const l of logs) console.error(`--- ${l.service} (pid ${l.pid}), last lines:\n${l.log.slice(-60).join("\n")}`);
+  });
 
   beforeAll(async () => {
     // Launcher, monitor and cost run as their own processes here (API and alerting in this one).
@@ -482,7 +489,8 @@ describe("faults: database", () => {
     ferret = new DedicatedFerret(await freePort());
     await ferret.start();
     // No launcher: the submitted jobs stay queued; this is about the API under a restart.
-    p = await startPlatform({ launchers: 0, env: { MONGO_URL: ferret.url } });
+    // No rate limit: four submitters at full speed pass the default 1,200 per minute in seconds.
+    p = await startPlatform({ launchers: 0, env: { MONGO_URL: ferret.url, API_RATE_LIMIT: "1000000" } });
   });
   afterAll(async () => {
     await ferret?.start().catch(() => undefined);

@@ -83,7 +83,10 @@ export function isDatabaseUnavailableError(err: unknown): boolean {
   const e = err as { name?: unknown; code?: unknown; message?: unknown } | null;
   if (!e || typeof e !== "object") return false;
   const name = typeof e.name === "string" ? e.name : "";
-  if (/^Mongo(Network|NetworkTimeout|ServerSelection|ServerClosed|TopologyClosed|PoolCleared|NotConnected)Error$/.test(name)) {
+  if (
+    /^Mongo(Network|NetworkTimeout|ServerSelection|ServerClosed|TopologyClosed|PoolCleared|NotConnected)Error$/.test(name) ||
+    name === "InsertNotConfirmedError"
+  ) {
     return true;
   }
   // ShutdownInProgress, InterruptedAtShutdown, NotWritablePrimary, PrimarySteppedDown, NetworkTimeout,

@@ -57,22 +57,52 @@ export class GroupInsert<T> {
   }
 
   private async write(group: Waiting[]): Promise<void> {
+    const failed = new Map<number, unknown>();
+    let insertedCount: number;
     try {
-      await this.model.collection.insertMany(
-        group.map((w) => w.doc),
-        { ordered: false },
-      );
-      for (const w of group) w.resolve();
+      insertedCount = (
+        await this.model.collection.insertMany(
+          group.map((w) => w.doc),
+          { ordered: false },
+        )
+      ).insertedCount;
     } catch (err) {
       if (!(err instanceof mongo.MongoBulkWriteError)) {
         for (const w of group) w.reject(err);
         return;
       }
-      // Unordered: every document not named by a write error was inserted.
-      const failed = new Map<number, unknown>();
       const writeErrors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
       for (const we of writeErrors) failed.set(we.index, Object.assign(new Error(we.errmsg ?? err.message), { code: we.code }));
-      group.forEach((w, i) => (failed.has(i) ? w.reject(failed.get(i)) : w.resolve()));
+      insertedCount = err.insertedCount;
     }
+    const rest = group.filter((_, i) => !failed.has(i));
+    group.forEach((w, i) => {
+      if (failed.has(i)) w.reject(failed.get(i));
+    });
+    if (insertedCount === rest.length) {
+      for (const w of rest) w.resolve();
+      return;
+    }
+    // The counts do not add up: FerretDB v1 answered a restart-time insert with n: 0 and no error
+    // (tests/faults.int.test.ts, "the database restarted under load"). Only what reads back was stored.
+    try {
+      const ids = rest.map((w) => w.doc._id as mongo.ObjectId);
+      const found = await this.model.collection.find({ _id: { $in: ids } }, { projection: { _id: 1 } }).toArray();
+      const stored = new Set(found.map((d) => String(d._id)));
+      for (const w of rest) {
+        if (stored.has(String(w.doc._id))) w.resolve();
+        else w.reject(new InsertNotConfirmedError());
+      }
+    } catch (err) {
+      for (const w of rest) w.reject(err);
+    }
+  }
+}
+
+/** The database answered an insert without confirming this document, and it did not read back. */
+export class InsertNotConfirmedError extends Error {
+  override name = "InsertNotConfirmedError";
+  constructor() {
+    super("the database did not confirm the insert; it may be restarting");
   }
 }
