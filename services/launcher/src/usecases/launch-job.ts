@@ -425,7 +425,8 @@ async function startAttempt(
   }
   logger.info({ jobId, attemptId: attempt.id }, "attempt running");
   await bus.send("cost", { jobId, event: "started", at: now.toISOString() });
-  await bus.send("monitor", { jobId, attemptId: attempt.id }, { delay: deps.monitorIntervalMs, jobId: `mon-${attempt.id}-0` });
+  // At once: the monitor makes sure the cluster's next check (one interval from now) is scheduled.
+  await bus.send("monitor", { jobId, attemptId: attempt.id }, { jobId: `started-${attempt.id}` });
   // A cancel that arrived while launching is carried out now that the attempt is RUNNING.
   if (running.stopRequest) await bus.send("control", { jobId, attemptId: attempt.id });
 }

@@ -10,9 +10,10 @@ export interface GpuFault {
 }
 
 /**
- * What one check's probes saw of GPUs and processes: stored (bounded per job) and exported; a GPU
- * fault marks the node unhealthy (no new placement, alert) and is returned as the attempt's
- * failure; GPUs idle for the configured window raise one alert per attempt.
+ * What one check's probes saw of GPUs and processes: added to `samples` (the cluster check stores
+ * those of all its attempts in one insert; bounded per job here) and exported; a GPU fault marks
+ * the node unhealthy (no new placement, alert) and is returned as the attempt's failure; GPUs idle
+ * for the configured window raise one alert per attempt.
  */
 export async function recordTelemetry(
   deps: MonitorDeps,
@@ -21,10 +22,10 @@ export async function recordTelemetry(
   attemptIndex: number,
   observations: Array<{ node: AttemptNodeDoc; probe?: ProbeResult }>,
   now: Date,
+  samples: NewTelemetry[],
 ): Promise<GpuFault | undefined> {
   const attempt = job.attempts[attemptIndex]!;
   const jobId = job._id.toString();
-  const samples: NewTelemetry[] = [];
   for (const { node, probe } of observations) {
     const t = probe?.telemetry;
     if (!t) continue;
@@ -38,13 +39,12 @@ export async function recordTelemetry(
     });
   }
   try {
-    await deps.repos.telemetry.add(samples);
     // The first check of each minute trims the job to its newest samples.
     if (Math.floor(now.getTime() / 60_000) !== Math.floor((now.getTime() - deps.intervalMs) / 60_000)) {
       await deps.repos.telemetry.prune(job._id, deps.telemetry.maxSamplesPerJob);
     }
   } catch (err) {
-    deps.logger.warn({ jobId, err: (err as Error).message }, "telemetry not stored; the next check tries again");
+    deps.logger.warn({ jobId, err: (err as Error).message }, "telemetry not pruned; the next minute tries again");
   }
 
   await alertIfIdle(deps, job, attemptIndex, now);
