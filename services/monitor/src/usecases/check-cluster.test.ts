@@ -101,7 +101,7 @@ describe("a node slow to answer holds back only the attempts on it", () => {
         },
       },
       bus: { send: async (_q: string, data: unknown) => void sent.push(data) },
-      logger: { warn: () => {} },
+      logger: { warn: () => {}, debug: () => {} },
       intervalMs: 50,
       probesInFlight: new Set<string>(),
     } as unknown as MonitorDeps;

@@ -94,6 +94,7 @@ export async function checkCluster(deps: MonitorDeps, clusterId: string): Promis
     );
     await storeSamples();
     await scheduleClusterCheck(deps.bus, deps.intervalMs, clusterId, startedAt);
+    deps.logger.debug({ cluster: cluster.name, attempts: jobs.length, ms: Date.now() - startedAt }, "cluster checked");
     // Attempts on a slow node are applied when it answers (or its probe times out).
     await Promise.all(applied);
     await storeSamples();
