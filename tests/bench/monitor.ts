@@ -174,7 +174,8 @@ async function main() {
   for (const n of LEVELS) {
     // A fresh platform per level (its own database and queues); the monitor is started by `level`.
     const p = await startPlatform({
-      launchers: 1,
+      // Three launchers: scheduling passes are one at a time per replica, so clusters start in parallel.
+      launchers: 3,
       monitors: 0,
       env: {
         LOG_LEVEL: "error",
