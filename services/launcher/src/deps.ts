@@ -8,6 +8,7 @@ export interface LauncherDeps {
   bus: QueueBus;
   gateway: NodeGateway;
   logger: Logger;
+  monitorIntervalMs: number;
   /** This process's launch lease (owner id, duration). */
   lease: LeaseSettings;
 }
