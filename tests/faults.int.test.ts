@@ -11,7 +11,7 @@ import { INFRA_DIR, processesOfAttempt } from "@trainyard/testkit";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import mongoose, { type Connection } from "mongoose";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import {
   EXAMPLE_TRAIN,
   type Platform,
@@ -362,18 +362,19 @@ describe("faults: services killed", () => {
 
   let monitor: ChildProcess;
   let cost: ChildProcess;
-  // Each service process's last log lines, printed when a test fails (they hold the why).
-  const logs: Array<{ service: string; pid?: number; log: string[] }> = [];
+  // Each service process's last log lines, printed when a test fails: what it was doing then.
+  const logs = new Map<ChildProcess, { service: string; log: string[] }>();
   const spawnService = async (service: "launcher" | "monitor" | "cost", env: Record<string, string> = {}) => {
     const s = await startServiceProcess(service, { ...p.env, ...env });
     children.push(s.child);
-    logs.push({ service, pid: s.child.pid, log: s.log });
+    logs.set(s.child, { service, log: s.log });
     return s.child;
   };
-  afterEach((ctx) => {
-    if (ctx.task.result?.state !== "fail") return;
-    for (const l of logs) console.error(`--- ${l.service} (pid ${l.pid}), last lines:\n${l.log.slice(-60).join("\n")}`);
-  });
+  const printLogsOnFailure = () =>
+    onTestFailed(() => {
+      for (const [child, { service, log }] of logs)
+        console.error(`--- ${service} pid ${child.pid} (exit ${child.exitCode}), last lines:\n${log.slice(-80).join("\n")}`);
+    });
 
   beforeAll(async () => {
     // Launcher, monitor and cost run as their own processes here (API and alerting in this one).
@@ -392,6 +393,7 @@ describe("faults: services killed", () => {
   });
 
   it("kill -9 of the launcher while a gang is half started (a node's sshd frozen): a replica takes over, exactly one gang runs, SUCCEEDED", async () => {
+    printLogsOnFailure();
     const cluster = await registerCluster(p, { nodes: ["n1", "n2"] });
     const n2 = p.infra.nodes.find((n) => n.name === "n2")!;
     const sshdPid = Number(readFileSync(n2.sshdPidFile, "utf8").trim());
@@ -433,13 +435,25 @@ describe("faults: services killed", () => {
   });
 
   it("SIGTERM of the launcher mid-launch finishes the launch; kill -9 of monitor and cost mid-pass, then SIGTERM of their replicas: one gang, SUCCEEDED, priced", async () => {
+    printLogsOnFailure();
     // Only the launcher process of this test launches.
     for (const s of inProcess.splice(0)) await s.close();
     const cluster = await registerCluster(p, { nodes: ["n1", "n2"] });
     const launcher = await spawnService("launcher");
-    const id = await submitJob(p, ddp(cluster.name, 160));
-    await waitForJob(p, id, (j) => j.status === "LAUNCHING");
-    launcher.kill("SIGTERM");
+    // n2's sshd frozen holds the launch in LAUNCHING, so the SIGTERM surely falls mid-launch (a
+    // launch on idle nodes takes ~100 ms: polling for LAUNCHING alone could miss it).
+    const n2 = p.infra.nodes.find((n) => n.name === "n2")!;
+    const sshdPid = Number(readFileSync(n2.sshdPidFile, "utf8").trim());
+    let id: string;
+    process.kill(sshdPid, "SIGSTOP");
+    try {
+      id = await submitJob(p, ddp(cluster.name, 160));
+      await waitForJob(p, id, (j) => j.status === "LAUNCHING");
+      launcher.kill("SIGTERM");
+      await sleep(1000);
+    } finally {
+      process.kill(sshdPid, "SIGCONT");
+    }
     await exited(launcher);
     // Graceful: the pass it was running finished first, so the gang started and the job runs.
     expect(launcher.exitCode).toBe(0);
