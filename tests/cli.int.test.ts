@@ -15,6 +15,7 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import mongoose from "mongoose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testPortRange } from "./harness";
 
 const BIN = join(REPO_ROOT, "packages/cli/bin/trainyard");
 const infra = loadInfra();
@@ -142,7 +143,7 @@ describe.sequential("trainyard platform and CLI", () => {
   it("cluster add reads the key from the file the YAML names; check pins; ls lists it", () => {
     copyFileSync(infra.clientKeyPath, join(work, "id_ed25519"));
     const nodes = infra.nodes.slice(0, 2);
-    const min = 30000 + ((process.pid * 7) % 9000);
+    const { min, max } = testPortRange();
     writeFileSync(
       join(work, "cluster.yaml"),
       [
@@ -158,7 +159,7 @@ describe.sequential("trainyard platform and CLI", () => {
         ...nodes.map((n) => `    ${n.name}: "${n.hostKeyFingerprint}"`),
         "env:",
         ...Object.entries(infra.nodeEnv).map(([k, v]) => `  ${k}: "${v}"`),
-        `ports: {min: ${min}, max: ${min + 63}}`,
+        `ports: {min: ${min}, max: ${max}}`,
         "",
       ].join("\n"),
     );

@@ -151,6 +151,16 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
 }
 
 let portBlock = 0;
+/**
+ * A block of 64 ports for one test cluster, unique per process and call. Kept below Linux's
+ * ephemeral range (32768-60999): the nodes are this machine, and a rank that binds 0.0.0.0:P fails
+ * with "Address already in use" while any outgoing connection (SSH, Redis, MongoDB) holds local port P.
+ */
+export function testPortRange(): { min: number; max: number } {
+  const min = 20000 + ((process.pid * 7 + portBlock++ * 64) % 12000);
+  return { min, max: min + 63 };
+}
+
 /** A cluster of local sshd nodes; each cluster gets its own port range so tests never collide. */
 export async function registerCluster(
   p: Platform,
@@ -179,7 +189,6 @@ export async function registerCluster(
       workRoot: node.workRoot,
     };
   });
-  const min = 30000 + ((process.pid * 7 + portBlock++ * 64) % 9000);
   const body = {
     name: opts.name ?? `c-${randomBytes(3).toString("hex")}`,
     nodes: [...nodes, ...(opts.extraNodes ?? [])],
@@ -190,7 +199,7 @@ export async function registerCluster(
         Object.fromEntries(nodes.map((n) => [n.name, p.infra.nodes.find((x) => x.name === n.name)!.hostKeyFingerprint])),
     },
     env: opts.env ?? p.infra.nodeEnv,
-    ports: { min, max: min + 63 },
+    ports: testPortRange(),
   };
   const res = await p.api<{ id: string; name: string }>("POST", "/v1/clusters", body);
   if (res.status !== 201) throw new Error(`cluster registration failed: ${res.status} ${res.text}`);
