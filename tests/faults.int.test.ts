@@ -312,7 +312,7 @@ describe("faults: Redis", () => {
 
     const admin = new Redis(redis.url);
     const queue = (name: string) => new Queue(name, { connection: admin, prefix: p.env.TRAINYARD_QUEUE_PREFIX });
-    const [monitorQ, scheduleQ, costQ] = [queue("monitor"), queue("schedule"), queue("cost")];
+    const [monitorQ, scheduleQ, costQ] = [queue("cluster-checks"), queue("schedule"), queue("cost")];
     try {
       await admin.flushall();
       const flushedAt = Date.now();
@@ -325,7 +325,7 @@ describe("faults: Redis", () => {
           costQ.getJobScheduler(COST_TICK_SCHEDULER),
         ]);
         rebuilt = {
-          check: rebuilt.check || mon.some((j) => j.data.attemptId === attempt),
+          check: rebuilt.check || mon.some((j) => j.data.clusterId === cluster.id),
           pass: rebuilt.pass || sched.some((j) => j.data.clusterId === cluster.id),
           ticks: rebuilt.ticks || !!ticks,
         };

@@ -1,11 +1,14 @@
 /**
  * `pnpm bench:monitor` (part of `pnpm bench`): one monitor replica keeping N running attempts
- * checked (issue 9 P4). The platform's launcher starts N `sleep` jobs (1 node x 1 slot each) on node
- * the 3 local sshd nodes (one cluster per 3 x 64 slots: a cluster lists each endpoint once); one monitor runs as its own process (so its CPU is its
- * own) at the product's default interval. For WINDOW seconds the bench reads, once a second, when
- * each attempt was last seen by a check: lag = time since the last check - the interval (a check is
- * due every interval). The baseline is the interval itself: p99 lag / interval < 1 is the goal.
- * Every process the bench started on the nodes is killed at the end, by pid.
+ * checked (issue 9 P4). The platform's launcher starts N `sleep` jobs (1 node x 1 slot each) on
+ * the 3 local sshd nodes (one cluster per 3 x 64 slots: a cluster lists each endpoint once); one
+ * monitor runs as its own process (so its CPU is its own) at the product's default interval. For
+ * WINDOW seconds the bench reads, once a second, when each attempt was last seen by a check:
+ * lag = time since the last check - the interval (a check is due every interval). The baseline is
+ * the interval itself: p99 lag / interval < 1 is the goal. Every process the bench started on the
+ * nodes is killed at the end, by pid.
+ * The nodes are the integration tests' nodes, and those tests freeze and crash them and kill every
+ * node process after each file: run it holding their lock too (flock /tmp/trainyard-int.lock).
  * Usage: pnpm bench:monitor [levels=100,1000] [window seconds=60]
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -29,15 +32,18 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
 }
 
-/** Kill (by pid) every process of the given attempts on this machine (the nodes are local users). */
-function killAttempts(attemptIds: Set<string>): number {
+/**
+ * Kill (by pid) every process of the given jobs on this machine (the nodes are local users). By job
+ * id, not attempt id: a launch still in flight when the level ends starts attempts not yet recorded.
+ */
+function killJobs(jobIds: Set<string>): number {
   let killed = 0;
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const env = readFileSync(`/proc/${entry}/environ`, "latin1").split("\0");
-      const a = env.find((e) => e.startsWith("TRAINYARD_ATTEMPT_ID="));
-      if (a && attemptIds.has(a.slice("TRAINYARD_ATTEMPT_ID=".length))) {
+      const j = env.find((e) => e.startsWith("TRAINYARD_JOB_ID="));
+      if (j && jobIds.has(j.slice("TRAINYARD_JOB_ID=".length))) {
         process.kill(Number(entry), "SIGKILL");
         killed++;
       }
@@ -47,6 +53,9 @@ function killAttempts(attemptIds: Set<string>): number {
   }
   return killed;
 }
+
+/** The jobs of the level being run, killed again once its platform (and launcher) is closed. */
+const levelJobs = new Set<string>();
 
 async function level(p: Platform, n: number) {
   const infra = p.infra;
@@ -94,7 +103,6 @@ async function level(p: Platform, n: number) {
   });
   const conn = await connectMongo(p.env.MONGO_URL!, p.env.MONGO_DB!);
   const jobs = conn.collection("jobs");
-  const attemptIds = new Set<string>();
   // The monitor: its own process, at the default interval, with the platform's database and queues.
   const monitor: ChildProcess = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "services/monitor/src/main.ts")], {
     cwd: join(REPO_ROOT, "services/monitor"),
@@ -107,8 +115,8 @@ async function level(p: Platform, n: number) {
     while (running < n && Date.now() < deadline) {
       await sleep(2_000);
       running = await jobs.countDocuments({ clusterId, status: "RUNNING" });
-      const failed = await jobs.countDocuments({ clusterId, status: "FAILED" });
-      if (failed) throw new Error(`${failed} jobs failed to start`);
+      const failed = await jobs.find({ clusterId, status: "FAILED" }, { projection: { failure: 1 } }).toArray();
+      if (failed.length) throw new Error(`${failed.length} jobs failed to start: ${JSON.stringify(failed[0]?.failure)}`);
       console.error(`[bench:monitor] ${n}: ${running} running`);
     }
     const startSeconds = round((performance.now() - t0) / 1000);
@@ -129,7 +137,6 @@ async function level(p: Platform, n: number) {
         )
         .toArray();
       for (const d of docs) {
-        attemptIds.add(String(d.currentAttemptId));
         const a = (d.attempts as Array<{ id: string; nodes: Array<{ lastSeenAt?: Date }> }>).find(
           (x) => x.id === d.currentAttemptId,
         );
@@ -156,10 +163,9 @@ async function level(p: Platform, n: number) {
     };
   } finally {
     monitor.kill("SIGTERM");
-    for (const d of await jobs.find({ clusterId }, { projection: { attempts: 1 } }).toArray())
-      for (const a of d.attempts as Array<{ id: string }>) attemptIds.add(a.id);
+    for (const d of await jobs.find({ clusterId }, { projection: { _id: 1 } }).toArray()) levelJobs.add(String(d._id));
     await conn.close();
-    console.error(`[bench:monitor] killed ${killAttempts(attemptIds)} processes of ${attemptIds.size} attempts`);
+    console.error(`[bench:monitor] killed ${killJobs(levelJobs)} processes of ${levelJobs.size} jobs`);
   }
 }
 
@@ -168,7 +174,8 @@ async function main() {
   for (const n of LEVELS) {
     // A fresh platform per level (its own database and queues); the monitor is started by `level`.
     const p = await startPlatform({
-      launchers: 1,
+      // Three launchers: scheduling passes are one at a time per replica, so clusters start in parallel.
+      launchers: 3,
       monitors: 0,
       env: {
         LOG_LEVEL: "error",
@@ -185,6 +192,9 @@ async function main() {
       console.error(`[bench:monitor] ${n}: ${(err as Error).message}`);
     } finally {
       await p.close();
+      // Launches that were still in flight have started by now: nothing of the level may outlive it.
+      console.error(`[bench:monitor] killed ${killJobs(levelJobs)} more processes after closing`);
+      levelJobs.clear();
     }
   }
   writeResults("monitor", { intervalMs: INTERVAL_MS, windowSeconds: WINDOW_S, rows }, [

@@ -74,7 +74,6 @@ export const launcherConfigShape = {
   LAUNCHER_CONCURRENCY: int(4, 1),
   /** A launching attempt whose launcher has not renewed its lease for this long is taken over by another replica. */
   LAUNCH_LEASE_MS: int(30_000, 300),
-  MONITOR_INTERVAL_MS: int(5_000, 100),
 };
 
 export const monitorConfigShape = {

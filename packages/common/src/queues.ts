@@ -32,10 +32,13 @@ export const QUEUES = {
     consumer: "launcher",
     defaults: { attempts: 10, backoff: { type: "exponential", delay: 2000 }, removeOnComplete: true, removeOnFail: 1000 },
   },
-  /** One health/progress check of a running attempt; re-scheduled by the monitor itself. */
+  /**
+   * An attempt started (sent by the launcher, one interval after): the monitor makes sure the
+   * attempt's cluster has its next check scheduled (`cluster-checks`), which from then on checks it.
+   */
   monitor: {
     payload: z.object({ jobId: objectId, attemptId: z.string().min(1).max(64) }).strict(),
-    producers: ["launcher", "monitor"],
+    producers: ["launcher"],
     consumer: "monitor",
     defaults: { attempts: 3, backoff: { type: "fixed", delay: 1000 }, removeOnComplete: true, removeOnFail: 1000 },
   },
@@ -94,6 +97,17 @@ export const QUEUES = {
     producers: ["monitor"],
     consumer: "monitor",
     defaults: { attempts: 5, backoff: { type: "exponential", delay: 2000 }, removeOnComplete: true, removeOnFail: 1000 },
+  },
+  /**
+   * One health/progress check of every running attempt of a cluster: one probe per node for all
+   * the attempts on it. Re-scheduled by the monitor itself, one message per cluster and interval
+   * slot (see scheduleClusterCheck in @trainyard/core), so replicas never multiply checks.
+   */
+  "cluster-checks": {
+    payload: z.object({ clusterId: objectId }).strict(),
+    producers: ["monitor"],
+    consumer: "monitor",
+    defaults: { attempts: 3, backoff: { type: "fixed", delay: 1000 }, removeOnComplete: true, removeOnFail: 1000 },
   },
   /**
    * One scheduling pass over a cluster's queue (priority, then age): admits, in order, what fits.

@@ -44,12 +44,14 @@ export interface CheckpointDeps {
 /**
  * Register checkpoints the rank-0 node announced in its metrics file (or, with a scan pattern,
  * found in the checkpoint directory), after confirming each exists on the node. Returns the new ones.
+ * `announced`: the announcement lines a probe already read from that file (none read here then).
  */
 export async function ingestCheckpoints(
   deps: CheckpointDeps,
   job: JobDoc,
   cluster: ClusterDoc,
   attemptIndex: number,
+  announced?: string[],
 ): Promise<CheckpointDoc[]> {
   const attempt = job.attempts[attemptIndex];
   const head = attempt?.nodes.find((n) => n.nodeRank === 0);
@@ -60,13 +62,14 @@ export async function ingestCheckpoints(
   const policy = job.spec.checkpoints ?? {};
 
   let candidates = parseCheckpointAnnouncements(
-    (
-      await deps.gateway.command(
-        cluster,
-        head.name,
-        announcementsCommand(`${attemptDir(headSpec.workRoot, jobId, attempt.id)}/metrics.jsonl`, 200),
-      )
-    ).split("\n"),
+    announced ??
+      (
+        await deps.gateway.command(
+          cluster,
+          head.name,
+          announcementsCommand(`${attemptDir(headSpec.workRoot, jobId, attempt.id)}/metrics.jsonl`, 200),
+        )
+      ).split("\n"),
   );
   if (!candidates.length && policy.scanPattern) {
     const found = await deps.gateway.command(cluster, head.name, scanCheckpointsCommand(dir, policy.scanPattern));

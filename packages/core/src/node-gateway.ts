@@ -1,14 +1,19 @@
 import type { ClusterDoc, CredentialRepo } from "@trainyard/db";
 import {
+  attemptProbes,
   type GpuInventory,
   gpuInventoryScript,
   logReadCommand,
   type NodePlan,
+  type NodeProbeTarget,
+  nodeProbeCommand,
+  nodeProbeInput,
   type ProbeResult,
   parseGpuInventory,
-  parseProbe,
+  parseNodeProbe,
+  parsePid,
   parseSurvivors,
-  probeCommand,
+  pidCommand,
   shellJoin,
   startCommand,
   stopCommand,
@@ -150,26 +155,35 @@ export class NodeGateway {
       throw new Error(`start command exited ${res.code ?? `by signal ${res.signal ?? "?"}`}: ${res.stderr.trim().slice(0, 300)}`);
     const deadline = Date.now() + waitMs;
     for (;;) {
-      const probe = await this.probe(cluster, plan.node, plan.dir, plan.env.TRAINYARD_ATTEMPT_ID ?? "");
-      if (probe.started && probe.pgid) return probe.pgid;
+      // The pid file alone says it started: no scan of the node's processes per poll.
+      const pgid = parsePid(await this.command(cluster, plan.node, pidCommand(plan.dir)));
+      if (pgid) return pgid;
       if (Date.now() > deadline) throw new Error(`wrapper did not start within ${waitMs} ms`);
       await sleep(200);
     }
   }
 
-  async probe(cluster: ClusterDoc, nodeName: string, dir: string, attemptId: string): Promise<ProbeResult> {
-    const res = await this.run(
-      cluster,
-      nodeName,
-      probeCommand(dir, {
-        logTailBytes: this.opts.logTailBytes,
-        metricsLines: 20,
-        attemptId,
-        telemetry: { path: cluster.env?.PATH },
-      }),
-    );
-    if (res.code !== 0) throw new Error(`probe exited ${res.code}: ${res.stderr.trim().slice(0, 300)}`);
-    return parseProbe(res.stdout);
+  /**
+   * Probe every given attempt on one node in one round trip and one process scan (node-probe.ts).
+   * Throws when the node cannot be asked; an attempt missing from the map was not reported.
+   */
+  async probeAttempts(cluster: ClusterDoc, nodeName: string, targets: NodeProbeTarget[]): Promise<Map<string, ProbeResult>> {
+    const command = nodeProbeCommand({
+      logTailBytes: this.opts.logTailBytes,
+      metricsLines: 20,
+      announcementLines: 200,
+      telemetry: { path: cluster.env?.PATH },
+    });
+    // Room for every attempt's log tail and metrics (base64) besides the process scan; a cut-off
+    // output fails to parse rather than reading as processes gone.
+    const maxOutputBytes = 4 * 1024 * 1024 + targets.length * (2 * this.opts.logTailBytes + 128 * 1024);
+    const res = await this.ssh.exec(this.target(cluster, nodeName), await this.creds(cluster), command, {
+      timeoutMs: this.opts.commandTimeoutMs,
+      stdin: nodeProbeInput(targets),
+      maxOutputBytes,
+    });
+    if (res.code !== 0) throw new Error(`node probe exited ${res.code}: ${res.stderr.trim().slice(0, 300)}`);
+    return attemptProbes(parseNodeProbe(res.stdout), targets);
   }
 
   async survivors(cluster: ClusterDoc, nodeName: string, dir: string, attemptId: string): Promise<number[]> {

@@ -143,22 +143,31 @@ export async function reconcileLauncher(
   await cleanUpHeldAllocations(deps);
 }
 
-/** Next health check of a running attempt, deduplicated per interval slot so checks never multiply. */
-export async function scheduleNextCheck(bus: QueueBus, intervalMs: number, jobId: string, attemptId: string): Promise<void> {
-  const slot = Math.floor(Date.now() / intervalMs) + 1;
-  await bus.send("monitor", { jobId, attemptId }, { delay: intervalMs, jobId: `mon-${attemptId}-${slot}` });
+/**
+ * The next check of a cluster's running attempts (one probe per node, for all of them), due one
+ * interval after `from`. Its message id names the interval slot it falls in, so however many
+ * replicas, sweeps and new attempts ask, a cluster has at most one check per slot; a check never
+ * starts before its slot does, so one asked for the next slot is never one already running.
+ */
+export async function scheduleClusterCheck(
+  bus: QueueBus,
+  intervalMs: number,
+  clusterId: string,
+  from = Date.now(),
+): Promise<void> {
+  const slot = Math.floor(from / intervalMs) + 1;
+  await bus.send(
+    "cluster-checks",
+    { clusterId },
+    { delay: Math.max(0, from + intervalMs - Date.now()), jobId: `mon-${clusterId}-${slot}` },
+  );
 }
 
-/** The monitor's sweep: every RUNNING attempt (not being stopped) has its next check scheduled. */
+/** The monitor's sweep: every cluster with a RUNNING job has its next check scheduled. */
 export async function reconcileMonitor(deps: Pick<LifecycleDeps, "repos" | "bus">, intervalMs: number): Promise<number> {
-  let armed = 0;
-  for (const job of await deps.repos.jobs.listByStatus(["RUNNING"])) {
-    if (job.currentAttemptId && !job.stopRequest) {
-      await scheduleNextCheck(deps.bus, intervalMs, job._id.toString(), job.currentAttemptId);
-      armed++;
-    }
-  }
-  return armed;
+  const clusters = await deps.repos.jobs.clustersWith(["RUNNING"]);
+  for (const id of clusters) await scheduleClusterCheck(deps.bus, intervalMs, id);
+  return clusters.length;
 }
 
 /** Id of the one BullMQ job scheduler that produces the cost ticks of an installation. */

@@ -6,6 +6,7 @@ export * from "./gpu-telemetry";
 export * from "./horovod";
 export * from "./inter-node-ssh";
 export * from "./node-env";
+export * from "./node-probe";
 export * from "./node-protocol";
 export * from "./plan";
 export * from "./plan-text";

@@ -191,6 +191,21 @@ export function startCommand(dir: string): string {
 }
 
 /**
+ * Prints the wrapper's pid (its process group id) once launch.sh has published it, else nothing.
+ * Only the pid file: what a starting launch waits for costs no scan of the node's processes.
+ */
+export function pidCommand(dir: string): string {
+  const f = shellQuote(`${normalizeDir(dir)}/pid`);
+  return sh(`if [ -f ${f} ]; then cat ${f}; fi`);
+}
+
+/** The pid `pidCommand` printed, when it is one. */
+export function parsePid(stdout: string): number | undefined {
+  const s = stdout.trim();
+  return /^\d+$/.test(s) ? Number(s) : undefined;
+}
+
+/**
  * Shared prelude: finds the attempt's live processes. Sets pg (group id from pid), ty_grp (live
  * members of that group, only when the group is provably still ours: the pid can be reused once
  * the group is gone), ty_env (processes of this user whose environ holds the attempt id),
@@ -251,12 +266,15 @@ export interface ProbeResult {
   metrics: Array<Record<string, unknown>>;
   /** GPU and process samples, when asked for. */
   telemetry?: NodeTelemetry;
+  /** Raw checkpoint announcement lines of metrics.jsonl (the newest), when the probe read them (node-probe.ts). */
+  announcements?: string[];
 }
 
 const PROBE_HEADER = "@@trainyard-probe 1";
 
 /**
- * One round trip that tells the monitor everything about an attempt on a node. Every section is
+ * One round trip that tells everything about one attempt on a node. The monitor asks about all
+ * the attempts of a node at once (node-probe.ts), whose answers are tested against this one. Every section is
  * one `@@key value` line; log and metrics bytes come base64-encoded so no content can fake a marker.
  */
 export function probeCommand(dir: string, opts: ProbeOptions): string {

@@ -6,7 +6,9 @@ const noop = async () => {};
 describe("the queue catalog startup check", () => {
   it("accepts a service handling exactly its queues", () => {
     expect(() => assertHandlersMatchCatalog("launcher", { launch: noop, control: noop, schedule: noop })).not.toThrow();
-    expect(() => assertHandlersMatchCatalog("monitor", { monitor: noop, checkpoints: noop })).not.toThrow();
+    expect(() =>
+      assertHandlersMatchCatalog("monitor", { monitor: noop, "cluster-checks": noop, checkpoints: noop }),
+    ).not.toThrow();
   });
 
   it("refuses a missing handler, naming the queue", () => {
@@ -14,8 +16,8 @@ describe("the queue catalog startup check", () => {
   });
 
   it("refuses a handler for a queue another service consumes", () => {
-    expect(() => assertHandlersMatchCatalog("monitor", { monitor: noop, checkpoints: noop, launch: noop })).toThrow(
-      /not assigned to monitor: launch/,
-    );
+    expect(() =>
+      assertHandlersMatchCatalog("monitor", { monitor: noop, "cluster-checks": noop, checkpoints: noop, launch: noop }),
+    ).toThrow(/not assigned to monitor: launch/);
   });
 });

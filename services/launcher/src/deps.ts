@@ -8,7 +8,6 @@ export interface LauncherDeps {
   bus: QueueBus;
   gateway: NodeGateway;
   logger: Logger;
-  monitorIntervalMs: number;
   /** This process's launch lease (owner id, duration). */
   lease: LeaseSettings;
 }

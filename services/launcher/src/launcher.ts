@@ -18,7 +18,6 @@ export async function startLauncher(config: LauncherConfig, logger?: Logger): Pr
     bus: base.bus,
     gateway,
     logger: base.logger,
-    monitorIntervalMs: config.MONITOR_INTERVAL_MS,
     lease: { owner: newLeaseOwner("launcher"), ms: config.LAUNCH_LEASE_MS },
   };
   base.onClose(() => ssh.close());

@@ -11,5 +11,10 @@ export interface MonitorDeps {
   logger: Logger;
   intervalMs: number;
   lostAfterMisses: number;
+  /**
+   * `<clusterId>/<node>` of this replica's node probes still waiting for an answer: the next check
+   * leaves such a node (and its attempts) to the check that is waiting for it.
+   */
+  probesInFlight: Set<string>;
   telemetry: { maxSamplesPerJob: number; idleUtilPct: number; idleSeconds: number; metrics: GpuMetrics };
 }

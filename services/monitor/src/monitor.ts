@@ -4,10 +4,13 @@ import { connectMongo } from "@trainyard/db";
 import { type RunningService, startReconciler, startServiceBase, startWorkers } from "@trainyard/runtime";
 import type { MonitorDeps } from "./deps";
 import { GpuMetrics } from "./gpu-metrics";
-import { checkAttempt } from "./usecases/check-attempt";
+import { checkCluster, watchAttempt } from "./usecases/check-cluster";
 import { storeCheckpoint } from "./usecases/store-checkpoint";
 
-/** The monitor: consumes `monitor` (one check of one running attempt; it re-schedules itself). */
+/**
+ * The monitor: consumes `cluster-checks` (one check of every running attempt of a cluster, one
+ * probe per node; it re-schedules itself) and `monitor` (an attempt started: its cluster is checked).
+ */
 export async function startMonitor(config: MonitorConfig, logger?: Logger): Promise<RunningService> {
   const base = await startServiceBase("monitor", config, {
     mongo: () => connectMongo(config.MONGO_URL, config.MONGO_DB),
@@ -21,6 +24,7 @@ export async function startMonitor(config: MonitorConfig, logger?: Logger): Prom
     logger: base.logger,
     intervalMs: config.MONITOR_INTERVAL_MS,
     lostAfterMisses: config.NODE_LOST_AFTER_MISSES,
+    probesInFlight: new Set(),
     telemetry: {
       maxSamplesPerJob: config.TELEMETRY_MAX_SAMPLES_PER_JOB,
       idleUtilPct: config.GPU_IDLE_UTIL_PCT,
@@ -35,13 +39,14 @@ export async function startMonitor(config: MonitorConfig, logger?: Logger): Prom
     prefix: config.TRAINYARD_QUEUE_PREFIX,
     logger: base.logger,
     registry: base.registry,
-    concurrency: { monitor: config.MONITOR_CONCURRENCY, checkpoints: 2 },
+    concurrency: { "cluster-checks": config.MONITOR_CONCURRENCY, monitor: 2, checkpoints: 2 },
     handlers: {
-      monitor: (p) => checkAttempt(deps, p.jobId, p.attemptId),
+      "cluster-checks": (p) => checkCluster(deps, p.clusterId),
+      monitor: (p) => watchAttempt(deps, p.jobId, p.attemptId),
       checkpoints: (p) => storeCheckpoint(deps, p.jobId, p.checkpointId),
     },
   });
-  // Every RUNNING attempt keeps a scheduled check, even after Redis lost its messages.
+  // Every cluster running something keeps a scheduled check, even after Redis lost its messages.
   const reconciler = startReconciler({
     intervalMs: config.RECONCILE_INTERVAL_MS,
     sweep: async () => {

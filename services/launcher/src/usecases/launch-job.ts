@@ -54,6 +54,24 @@ type Admission =
 const RETRY_DUE_SLACK_MS = 250;
 
 /**
+ * While this launcher works on an attempt it renews its lease; if it dies, the lease runs out and
+ * another replica's reconciler takes the launch over (core reconcile.ts). Returns the stop.
+ */
+function keepLeased(deps: LauncherDeps, jobId: Types.ObjectId, attemptId: string): () => void {
+  const renew = setInterval(
+    () => {
+      deps.repos.jobs
+        .renewLaunchLease(jobId, attemptId, leaseFrom(deps.lease))
+        .catch((err) =>
+          deps.logger.warn({ jobId: jobId.toString(), err: (err as Error).message }, "could not renew the launch lease"),
+        );
+    },
+    Math.max(100, Math.floor(deps.lease.ms / 3)),
+  );
+  return () => clearInterval(renew);
+}
+
+/**
  * One scheduling pass over a cluster: walk its QUEUED jobs and due retries in queue order
  * (priority descending, then submit time) and admit each that fits, until the first that does not
  * fit the free capacity: that job is the head and waits, and so does every job behind it (no
@@ -75,47 +93,44 @@ export async function schedulingPass(deps: LauncherDeps, clusterId: string): Pro
     }
     return [];
   }
-  const admitted: Array<Extract<Admission, { kind: "admitted" }>> = [];
-  let current = cluster;
-  for await (const job of queue) {
-    // A retry waits for its backoff; its delayed launch message asks for a pass when it is due.
-    if (job.status === "RETRYING" && job.retryAt && new Date(job.retryAt).getTime() > Date.now() + RETRY_DUE_SLACK_MS) continue;
-    const turn = await admit(deps, job, current);
-    if (turn.kind === "admitted") {
-      admitted.push(turn);
-      current = (await repos.clusters.byId(clusterId)) ?? current;
-    } else if (turn.kind === "capacity") {
-      // Only the head may preempt (never a job that would backfill behind it).
-      const preempting = await preemptForHead(deps, job, current);
-      const reason = `waiting for capacity: ${turn.reason}${preempting}`;
-      if (job.waitingReason !== reason) await repos.jobs.setWaitingReason(job._id, reason);
-      break;
-    }
-  }
-  await Promise.all(
-    admitted.map(async ({ claimed, allocation, attempt, checkpoints }) => {
-      const jobId = claimed._id.toString();
-      // While this launcher works on the attempt it renews its lease; if it dies, the lease runs out
-      // and another replica's reconciler takes the launch over (core reconcile.ts).
-      const renew = setInterval(
-        () => {
-          repos.jobs
-            .renewLaunchLease(claimed._id, attempt.id, leaseFrom(deps.lease))
-            .catch((err) => logger.warn({ jobId, err: (err as Error).message }, "could not renew the launch lease"));
-        },
-        Math.max(100, Math.floor(deps.lease.ms / 3)),
-      );
-      try {
-        const resumeFrom = await resumePoint(deps, claimed, current, attempt.nodes[0]!.name, checkpoints);
-        logger.info({ jobId, attemptId: attempt.id, nodes: attempt.nodes.map((n) => n.name), resumeFrom }, "launching attempt");
-        await startAttempt(deps, claimed, current, allocation, resumeFrom);
-      } catch (err) {
-        logger.error({ jobId, attemptId: attempt.id, err: (err as Error).message }, "starting an admitted attempt failed");
-      } finally {
-        clearInterval(renew);
+  // Each admitted attempt's lease is renewed from its claim on: admitting a long queue takes a
+  // while, and a lease left to run out meanwhile would have the sweep take the launch over.
+  const admitted: Array<Extract<Admission, { kind: "admitted" }> & { leased: () => void }> = [];
+  try {
+    let current = cluster;
+    for await (const job of queue) {
+      // A retry waits for its backoff; its delayed launch message asks for a pass when it is due.
+      if (job.status === "RETRYING" && job.retryAt && new Date(job.retryAt).getTime() > Date.now() + RETRY_DUE_SLACK_MS) continue;
+      const turn = await admit(deps, job, current);
+      if (turn.kind === "admitted") {
+        admitted.push({ ...turn, leased: keepLeased(deps, turn.claimed._id, turn.attempt.id) });
+        current = (await repos.clusters.byId(clusterId)) ?? current;
+      } else if (turn.kind === "capacity") {
+        // Only the head may preempt (never a job that would backfill behind it).
+        const preempting = await preemptForHead(deps, job, current);
+        const reason = `waiting for capacity: ${turn.reason}${preempting}`;
+        if (job.waitingReason !== reason) await repos.jobs.setWaitingReason(job._id, reason);
+        break;
       }
-    }),
-  );
+    }
+    await Promise.all(
+      admitted.map(async ({ claimed, allocation, attempt, checkpoints, leased }) => {
+        const jobId = claimed._id.toString();
+        try {
+          const resumeFrom = await resumePoint(deps, claimed, current, attempt.nodes[0]!.name, checkpoints);
+          logger.info({ jobId, attemptId: attempt.id, nodes: attempt.nodes.map((n) => n.name), resumeFrom }, "launching attempt");
+          await startAttempt(deps, claimed, current, allocation, resumeFrom);
+        } catch (err) {
+          logger.error({ jobId, attemptId: attempt.id, err: (err as Error).message }, "starting an admitted attempt failed");
+        } finally {
+          leased();
+        }
+      }),
+    );
+  } finally {
+    // A pass cut short leaves no lease renewed for an attempt it will not start: the sweep takes those over.
+    for (const a of admitted) a.leased();
+  }
   return admitted.map((a) => a.claimed._id.toString());
 }
 
@@ -410,7 +425,8 @@ async function startAttempt(
   }
   logger.info({ jobId, attemptId: attempt.id }, "attempt running");
   await bus.send("cost", { jobId, event: "started", at: now.toISOString() });
-  await bus.send("monitor", { jobId, attemptId: attempt.id }, { delay: deps.monitorIntervalMs, jobId: `mon-${attempt.id}-0` });
+  // At once: the monitor makes sure the cluster's next check (one interval from now) is scheduled.
+  await bus.send("monitor", { jobId, attemptId: attempt.id }, { jobId: `started-${attempt.id}` });
   // A cancel that arrived while launching is carried out now that the attempt is RUNNING.
   if (running.stopRequest) await bus.send("control", { jobId, attemptId: attempt.id });
 }

@@ -4,13 +4,11 @@ import {
   finishAttempt,
   ingestCheckpoints,
   revokeInterNodeSsh,
-  scheduleNextCheck,
   settlePreemption,
   updateHostDiscovery,
 } from "@trainyard/core";
-import type { AttemptNodeDoc, CheckpointDoc, ClusterDoc, JobDoc } from "@trainyard/db";
+import type { AttemptNodeDoc, CheckpointDoc, ClusterDoc, JobDoc, NewTelemetry } from "@trainyard/db";
 import {
-  attemptDir,
   attemptSucceeded,
   decideRetry,
   findAttemptFailure,
@@ -23,25 +21,30 @@ import { progressFromMetrics } from "../progress";
 import { recordTelemetry } from "./gpu-telemetry";
 import { recordProgressHistory } from "./progress-history";
 
-type NodeObservation = { node: AttemptNodeDoc; probe?: ProbeResult; error?: string };
+/** What one node probe saw of an attempt on that node (or why the node could not be asked). */
+export type NodeObservation = { node: AttemptNodeDoc; probe?: ProbeResult; error?: string };
 
 /**
- * One health/progress check of a running attempt: probe every node, record states, progress and
- * log tails; on a failed or vanished rank ask the launcher to stop the gang; on all ranks exiting 0
- * mark the job SUCCEEDED; otherwise check again after the interval.
+ * Apply one health/progress check of a running attempt, from what its nodes' probes saw (the
+ * cluster check probes each node once for all its attempts): record states, progress and log
+ * tails; on a failed or vanished rank ask the launcher to stop the gang; on all ranks exiting 0
+ * mark the job SUCCEEDED.
  */
-export async function checkAttempt(deps: MonitorDeps, jobId: string, attemptId: string): Promise<void> {
+export async function checkAttempt(
+  deps: MonitorDeps,
+  cluster: ClusterDoc,
+  job: JobDoc,
+  observations: NodeObservation[],
+  now: Date,
+  /** Where this check's telemetry samples go: the cluster check stores all of them at once. */
+  samples: NewTelemetry[],
+): Promise<void> {
   const { repos, logger } = deps;
-  const job = await repos.jobs.byId(jobId);
-  if (job?.status !== "RUNNING" || job.currentAttemptId !== attemptId) return;
-  if (job.stopRequest) return; // the launcher is stopping it
-  const cluster = await repos.clusters.byId(job.clusterId);
-  if (!cluster) return;
+  const jobId = job._id.toString();
+  const attemptId = job.currentAttemptId!;
   const attemptIndex = job.attempts.findIndex((a) => a.id === attemptId);
   const attempt = job.attempts[attemptIndex]!;
-  const now = new Date();
 
-  const observations = await Promise.all(attempt.nodes.map((n) => observe(deps, cluster, job, attemptId, n)));
   // Nodes whose ranks the head's launcher starts (Horovod/MPI) follow the head's state.
   const nodes = settleNodeStates(
     job.spec,
@@ -67,10 +70,10 @@ export async function checkAttempt(deps: MonitorDeps, jobId: string, attemptId: 
   if (progress && job.progress && job.progress.step === progress.step) progress.updatedAt = job.progress.updatedAt;
   else if (progress && source) await recordProgressHistory(deps, job, attemptId, source.metrics, now);
 
-  const added = head ? await keepCheckpointsCurrent(deps, job, cluster, attemptIndex) : [];
+  const added = head ? await keepCheckpointsCurrent(deps, job, cluster, attemptIndex, head.announcements) : [];
 
   // A GPU fault is the root cause whatever the ranks did about it: it goes first.
-  const gpuFault = await recordTelemetry(deps, job, cluster, attemptIndex, observations, now);
+  const gpuFault = await recordTelemetry(deps, job, cluster, attemptIndex, observations, now, samples);
   const failure: Failure | undefined =
     gpuFault ?? findFailure(job, observations, nodes) ?? (await checkStall(deps, job, attemptIndex, progress?.updatedAt, now));
   if (failure) {
@@ -131,8 +134,7 @@ export async function checkAttempt(deps: MonitorDeps, jobId: string, attemptId: 
   const still = await repos.jobs.updateAttempt(job._id, attemptId, attemptIndex, { nodes, ...(progress ? { progress } : {}) });
   // Marked for preemption: a checkpoint newer than the request (or the grace period's end) stops it.
   const newest = added.reduce<number | undefined>((m, c) => (m === undefined || c.step > m ? c.step : m), undefined);
-  if (still && (await settlePreemption(deps, job, newest, now))) return;
-  if (still) await scheduleNextCheck(deps.bus, deps.intervalMs, jobId, attemptId);
+  if (still) await settlePreemption(deps, job, newest, now);
 }
 
 interface Failure {
@@ -150,9 +152,10 @@ async function keepCheckpointsCurrent(
   job: JobDoc,
   cluster: ClusterDoc,
   attemptIndex: number,
+  announced: string[] | undefined,
 ): Promise<CheckpointDoc[]> {
   try {
-    const added = await ingestCheckpoints(deps, job, cluster, attemptIndex);
+    const added = await ingestCheckpoints(deps, job, cluster, attemptIndex, announced);
     if (!added.length) return added;
     // Copies to the job's object store run as their own messages: a big checkpoint never delays checks.
     if (job.spec.checkpoints?.storage) {
@@ -209,28 +212,6 @@ export function findFailure(job: JobDoc, observations: NodeObservation[], nodes:
     return { ...n, ...(error !== undefined ? { error } : {}) };
   });
   return findAttemptFailure(job.spec, observed);
-}
-
-async function observe(
-  deps: MonitorDeps,
-  cluster: ClusterDoc,
-  job: JobDoc,
-  attemptId: string,
-  node: AttemptNodeDoc,
-): Promise<NodeObservation> {
-  const spec = cluster.nodes.find((n) => n.name === node.name);
-  if (!spec) return { node, error: "node no longer in cluster" };
-  try {
-    const probe = await deps.gateway.probe(
-      cluster,
-      node.name,
-      attemptDir(spec.workRoot, job._id.toString(), attemptId),
-      attemptId,
-    );
-    return { node, probe };
-  } catch (err) {
-    return { node, error: (err as Error).message };
-  }
 }
 
 /** How one node's state moves, given what a probe saw (pure). */

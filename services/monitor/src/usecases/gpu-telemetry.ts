@@ -10,9 +10,10 @@ export interface GpuFault {
 }
 
 /**
- * What one check's probes saw of GPUs and processes: stored (bounded per job) and exported; a GPU
- * fault marks the node unhealthy (no new placement, alert) and is returned as the attempt's
- * failure; GPUs idle for the configured window raise one alert per attempt.
+ * What one check's probes saw of GPUs and processes: added to `samples` (the cluster check stores
+ * those of all its attempts in one insert; bounded per job here) and exported; a GPU fault marks
+ * the node unhealthy (no new placement, alert) and is returned as the attempt's failure; GPUs idle
+ * for the configured window raise one alert per attempt.
  */
 export async function recordTelemetry(
   deps: MonitorDeps,
@@ -21,15 +22,17 @@ export async function recordTelemetry(
   attemptIndex: number,
   observations: Array<{ node: AttemptNodeDoc; probe?: ProbeResult }>,
   now: Date,
+  samples: NewTelemetry[],
 ): Promise<GpuFault | undefined> {
   const attempt = job.attempts[attemptIndex]!;
   const jobId = job._id.toString();
-  const samples: NewTelemetry[] = [];
+  const utilsNow: Array<number | undefined> = [];
   for (const { node, probe } of observations) {
     const t = probe?.telemetry;
     if (!t) continue;
     // Only the attempt's own GPUs: others on the node belong to other jobs.
     const gpus = t.gpus.filter((g) => node.gpuIndices.includes(g.index));
+    utilsNow.push(...gpus.map((g) => g.utilPct));
     samples.push({ jobId: job._id, attemptId: attempt.id, node: node.name, at: now, gpus, ...(t.proc ? { proc: t.proc } : {}) });
     deps.telemetry.metrics.record({
       labels: { team: job.team, project: job.project, job_id: jobId, node: node.name },
@@ -38,16 +41,15 @@ export async function recordTelemetry(
     });
   }
   try {
-    await deps.repos.telemetry.add(samples);
     // The first check of each minute trims the job to its newest samples.
     if (Math.floor(now.getTime() / 60_000) !== Math.floor((now.getTime() - deps.intervalMs) / 60_000)) {
       await deps.repos.telemetry.prune(job._id, deps.telemetry.maxSamplesPerJob);
     }
   } catch (err) {
-    deps.logger.warn({ jobId, err: (err as Error).message }, "telemetry not stored; the next check tries again");
+    deps.logger.warn({ jobId, err: (err as Error).message }, "telemetry not pruned; the next minute tries again");
   }
 
-  await alertIfIdle(deps, job, attemptIndex, now);
+  await alertIfIdle(deps, job, attemptIndex, now, utilsNow);
   return markFaultyNodes(deps, cluster, observations, now);
 }
 
@@ -84,10 +86,20 @@ async function markFaultyNodes(
 }
 
 /** One `job.gpu_idle` alert per attempt once every GPU of it stayed under the threshold for the whole window. */
-async function alertIfIdle(deps: MonitorDeps, job: JobDoc, attemptIndex: number, now: Date): Promise<void> {
+async function alertIfIdle(
+  deps: MonitorDeps,
+  job: JobDoc,
+  attemptIndex: number,
+  now: Date,
+  /** This check's utilisation of the attempt's GPUs (its samples are stored after the check). */
+  utilsNow: Array<number | undefined>,
+): Promise<void> {
   const { idleSeconds, idleUtilPct } = deps.telemetry;
   const attempt = job.attempts[attemptIndex]!;
   if (!idleSeconds || attempt.gpuIdleAlertedAt || !attempt.startedAt) return;
+  // Idle is judged when a check sees the attempt's GPUs all idle: no window read per attempt and
+  // check otherwise (CPU nodes, busy GPUs), which at a thousand attempts is most of the database's work.
+  if (!utilsNow.length || utilsNow.some((u) => u === undefined || u >= idleUtilPct)) return;
   const since = new Date(now.getTime() - idleSeconds * 1000);
   if (new Date(attempt.startedAt) > since) return; // not running for a whole window yet
   const window = (await deps.repos.telemetry.forJob(job._id, { since, limit: 5000 })).filter((s) => s.attemptId === attempt.id);
