@@ -84,3 +84,41 @@ export function cpuMsByProcess(patterns: Record<string, RegExp | number[]>): Rec
 }
 
 const CLOCK_TICKS = 100;
+
+/** A histogram's cumulative buckets (upper bound in seconds → count) scraped from a /metrics text. */
+export async function scrapeHistogram(
+  url: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<{ buckets: Array<[number, number]>; count: number; sum: number }> {
+  const text = await (await fetch(url)).text();
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  const lines = text.split("\n").filter((l) => l.startsWith(name) && want.every((w) => l.includes(w)));
+  const value = (l: string) => Number(l.slice(l.lastIndexOf(" ") + 1));
+  const buckets: Array<[number, number]> = lines
+    .filter((l) => l.startsWith(`${name}_bucket`))
+    .map((l) => {
+      const le = /le="([^"]+)"/.exec(l)![1]!;
+      return [le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le), value(l)];
+    });
+  const one = (suffix: string) => value(lines.find((l) => l.startsWith(`${name}_${suffix}`)) ?? " 0");
+  return { buckets: buckets.sort((a, b) => a[0] - b[0]), count: one("count"), sum: one("sum") };
+}
+
+/** The smallest bucket bound holding quantile `q` of a scraped histogram (an upper bound, seconds). */
+export function bucketQuantile(h: { buckets: Array<[number, number]>; count: number }, q: number): number {
+  if (!h.count) return Number.NaN;
+  return h.buckets.find(([, c]) => c >= q * h.count)?.[0] ?? Number.POSITIVE_INFINITY;
+}
+
+/** What a histogram gained between two scrapes (the observations of that window only). */
+export function histogramSince(
+  before: { buckets: Array<[number, number]>; count: number; sum: number },
+  after: { buckets: Array<[number, number]>; count: number; sum: number },
+): { buckets: Array<[number, number]>; count: number; sum: number } {
+  return {
+    buckets: after.buckets.map(([le, c]) => [le, c - (before.buckets.find(([b]) => b === le)?.[1] ?? 0)]),
+    count: after.count - before.count,
+    sum: after.sum - before.sum,
+  };
+}

@@ -82,6 +82,11 @@ export const monitorConfigShape = {
   ...reconcileConfigShape,
   MONITOR_CONCURRENCY: int(8, 1),
   MONITOR_INTERVAL_MS: int(5_000, 100),
+  /**
+   * A check that changes nothing deciding an attempt's fate (node states, exit codes, missed checks)
+   * writes its freshness (last seen, log tail, progress) once per this many intervals, not every one.
+   */
+  MONITOR_STATUS_WRITE_INTERVALS: int(3, 1),
   /** Consecutive failed checks before a node counts as lost. */
   NODE_LOST_AFTER_MISSES: int(3, 1),
   /** GPU/process samples kept per job (the oldest are pruned, once a minute). */

@@ -2,6 +2,7 @@ import type { Logger, MonitorConfig } from "@trainyard/common";
 import { openNodeAccess, reconcileMonitor } from "@trainyard/core";
 import { connectMongo } from "@trainyard/db";
 import { type RunningService, startReconciler, startServiceBase, startWorkers } from "@trainyard/runtime";
+import { CheckMetrics } from "./check-metrics";
 import type { MonitorDeps } from "./deps";
 import { GpuMetrics } from "./gpu-metrics";
 import { checkCluster, watchAttempt } from "./usecases/check-cluster";
@@ -23,6 +24,9 @@ export async function startMonitor(config: MonitorConfig, logger?: Logger): Prom
     gateway,
     logger: base.logger,
     intervalMs: config.MONITOR_INTERVAL_MS,
+    // Half an interval short of N intervals: checks come about an interval apart, give or take.
+    statusWriteMs: (config.MONITOR_STATUS_WRITE_INTERVALS - 0.5) * config.MONITOR_INTERVAL_MS,
+    checks: new CheckMetrics(base.registry, config.MONITOR_INTERVAL_MS),
     lostAfterMisses: config.NODE_LOST_AFTER_MISSES,
     probesInFlight: new Set(),
     telemetry: {

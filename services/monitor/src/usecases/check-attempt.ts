@@ -131,7 +131,10 @@ export async function checkAttempt(
     return;
   }
 
-  const still = await repos.jobs.updateAttempt(job._id, attemptId, attemptIndex, { nodes, ...(progress ? { progress } : {}) });
+  // Nothing changed but freshness (last seen, log tail, progress): written every few checks only.
+  const still = needsWrite(attempt.nodes, nodes, now, deps.statusWriteMs)
+    ? await repos.jobs.updateAttempt(job._id, attemptId, attemptIndex, { nodes, ...(progress ? { progress } : {}) })
+    : true;
   // Marked for preemption: a checkpoint newer than the request (or the grace period's end) stops it.
   const newest = added.reduce<number | undefined>((m, c) => (m === undefined || c.step > m ? c.step : m), undefined);
   if (still) await settlePreemption(deps, job, newest, now);
@@ -230,6 +233,22 @@ export function nextNodeState(o: NodeObservation, now: Date, lostAfterMisses: nu
   // end), so it counts only when the next probe confirms it; a kill is found one interval later.
   const vanished = (node.missedChecks ?? 0) + 1;
   return { ...base, missedChecks: vanished, state: vanished >= VANISHED_CONFIRMATIONS ? "lost" : node.state };
+}
+
+/**
+ * Whether a check's node states must be written now (pure). What decides an attempt's fate (a
+ * node's state, exit code, missed checks or process group, the set of nodes) is written by the
+ * check that saw it; what only shows freshness (last seen, log tail, progress) once the stored one
+ * is `writeMs` old. Fewer writes is what lets one replica keep a thousand attempts checked.
+ */
+export function needsWrite(before: AttemptNodeDoc[], after: AttemptNodeDoc[], now: Date, writeMs: number): boolean {
+  if (before.length !== after.length) return true;
+  return after.some((a, i) => {
+    const b = before[i]!;
+    if (a.name !== b.name || a.state !== b.state || a.exitCode !== b.exitCode || a.pgid !== b.pgid) return true;
+    if ((a.missedChecks ?? 0) !== (b.missedChecks ?? 0)) return true;
+    return a.lastSeenAt !== undefined && (!b.lastSeenAt || now.getTime() - new Date(b.lastSeenAt).getTime() >= writeMs);
+  });
 }
 
 /** Probes in a row that must find a node's processes gone without an exit code before it is lost. */

@@ -1,7 +1,9 @@
 import type { AttemptNodeDoc, ClusterDoc, JobDoc } from "@trainyard/db";
 import type { ProbeResult } from "@trainyard/frameworks";
 import { Types } from "mongoose";
+import { Registry } from "prom-client";
 import { describe, expect, it, vi } from "vitest";
+import { CheckMetrics } from "../check-metrics";
 import type { MonitorDeps } from "../deps";
 import { checkAttempt } from "./check-attempt";
 import { checkCluster, limiter, type NodeProbes, observationsOf, probeTargets } from "./check-cluster";
@@ -103,6 +105,7 @@ describe("a node slow to answer holds back only the attempts on it", () => {
       bus: { send: async (_q: string, data: unknown) => void sent.push(data) },
       logger: { warn: () => {}, debug: () => {} },
       intervalMs: 50,
+      checks: new CheckMetrics(new Registry(), 50),
       probesInFlight: new Set<string>(),
     } as unknown as MonitorDeps;
     const applied = () => vi.mocked(checkAttempt).mock.calls.map((c) => c[2].currentAttemptId);

@@ -23,6 +23,8 @@ export async function checkCluster(deps: MonitorDeps, clusterId: string): Promis
   const running = (await deps.repos.jobs.listByCluster(cluster._id, ["RUNNING"])).filter(
     (j) => currentAttempt(j) && !j.stopRequest,
   );
+  // Attempts no longer running here are forgotten by the lag metric (a later one starts afresh).
+  deps.checks.keepOnly(clusterId, new Set(running.map((j) => j.currentAttemptId!)));
   if (!running.length) return;
 
   // Attempts on a node an earlier check of this replica still waits for are that check's to apply.
@@ -61,6 +63,7 @@ export async function checkCluster(deps: MonitorDeps, clusterId: string): Promis
     const probes = new Map(
       [...targets].map(([node, list]) => [node, probeNode(deps, cluster, node, list).finally(() => answered.add(node))]),
     );
+    void Promise.all(probes.values()).then(() => deps.checks.clusterChecked("probe", (Date.now() - startedAt) / 1000));
     const limit = limiter(APPLY_CONCURRENCY);
     const applied = jobs.map(async (job) => {
       try {
@@ -71,6 +74,7 @@ export async function checkCluster(deps: MonitorDeps, clusterId: string): Promis
         }
         const now = new Date();
         await limit(() => checkAttempt(deps, cluster, job, observationsOf(cluster, job, seen), now, samples));
+        deps.checks.checked(clusterId, job.currentAttemptId!, Date.now());
       } catch (err) {
         // One attempt's trouble (a write that timed out) never costs the others their check.
         deps.logger.warn({ jobId: job._id.toString(), err: (err as Error).message }, "check failed; the next one retries");
@@ -98,6 +102,7 @@ export async function checkCluster(deps: MonitorDeps, clusterId: string): Promis
     // Attempts on a slow node are applied when it answers (or its probe times out).
     await Promise.all(applied);
     await storeSamples();
+    deps.checks.clusterChecked("total", (Date.now() - startedAt) / 1000);
   } finally {
     clearTimeout(timer);
   }

@@ -41,8 +41,10 @@ export async function recordTelemetry(
     });
   }
   try {
-    // The first check of each minute trims the job to its newest samples.
-    if (Math.floor(now.getTime() / 60_000) !== Math.floor((now.getTime() - deps.intervalMs) / 60_000)) {
+    // The first check of each minute trims the job to its newest samples, once it can have more
+    // than it keeps: before that a prune would read every sample of the job only to delete none.
+    const minuteStarts = Math.floor(now.getTime() / 60_000) !== Math.floor((now.getTime() - deps.intervalMs) / 60_000);
+    if (minuteStarts && couldOutgrowCap(job, now, deps.intervalMs, deps.telemetry.maxSamplesPerJob)) {
       await deps.repos.telemetry.prune(job._id, deps.telemetry.maxSamplesPerJob);
     }
   } catch (err) {
@@ -51,6 +53,22 @@ export async function recordTelemetry(
 
   await alertIfIdle(deps, job, attemptIndex, now, utilsNow);
   return markFaultyNodes(deps, cluster, observations, now);
+}
+
+/**
+ * Whether a job may hold more than `cap` samples by now (pure): at most one per node of an attempt
+ * per check since the job was created, doubled for checks that come early (a restarted schedule, a
+ * second replica taking over).
+ */
+export function couldOutgrowCap(
+  job: Pick<JobDoc, "createdAt" | "attempts">,
+  now: Date,
+  intervalMs: number,
+  cap: number,
+): boolean {
+  const checks = Math.max(0, now.getTime() - new Date(job.createdAt).getTime()) / intervalMs + 1;
+  const nodes = Math.max(1, ...job.attempts.map((a) => a.nodes.length));
+  return 2 * checks * nodes > cap;
 }
 
 async function markFaultyNodes(
