@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { registerAlertingMetrics } from "@trainyard/alerting/metrics";
 import { registerCostMetrics } from "@trainyard/cost/metrics";
+import { CheckMetrics } from "@trainyard/monitor/check-metrics";
 import { type QueueBus, registerQueueDepthMetrics } from "@trainyard/runtime";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
@@ -16,6 +17,7 @@ function registeredNames(): Set<string> {
   registerCostMetrics(r, async () => ({ jobCounts: [], activeJobs: [], monthJobs: [], budgets: [], now: new Date() }));
   registerAlertingMetrics(r);
   registerQueueDepthMetrics(r, {} as QueueBus);
+  new CheckMetrics(r, 5_000);
   return new Set(r.getMetricsAsArray().map((m) => m.name));
 }
 

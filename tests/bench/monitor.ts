@@ -18,7 +18,18 @@ import { readdirSync, readFileSync } from "node:fs";
 import { connectMongo } from "@trainyard/db";
 import { Types } from "mongoose";
 import { type Platform, startPlatform, startServiceProcess } from "../harness";
-import { bucketQuantile, histogramSince, load, load1, pct, ratio, round, scrapeHistogram, writeResults } from "./lib";
+import {
+  bucketQuantile,
+  cpuMsByProcess,
+  histogramSince,
+  load,
+  load1,
+  pct,
+  ratio,
+  round,
+  scrapeHistogram,
+  writeResults,
+} from "./lib";
 
 const LEVELS = (process.argv[2] ?? "100,1000").split(",").map(Number);
 const WINDOW_S = Number(process.argv[3] ?? "60");
@@ -31,6 +42,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+}
+
+/** CPU ms the whole machine was busy so far (all cores), from /proc/stat. */
+function machineBusyMs(): number {
+  const [, ...ticks] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
+  const t = ticks.map(Number);
+  const idle = (t[3] ?? 0) + (t[4] ?? 0);
+  return ((t.slice(0, 8).reduce((a, b) => a + b, 0) - idle) * 1000) / 100;
 }
 
 /**
@@ -131,6 +150,18 @@ async function level(p: Platform, n: number) {
     const lag0 = await scrapeHistogram(metricsUrl, "trainyard_monitor_check_lag_seconds");
     const probe0 = await scrapeHistogram(metricsUrl, "trainyard_monitor_cluster_check_seconds", { phase: "probe" });
     const total0 = await scrapeHistogram(metricsUrl, "trainyard_monitor_cluster_check_seconds", { phase: "total" });
+    // Where the machine's CPU goes during the window (% of one core each): the nodes' sshd and
+    // probes, the database, Redis, this process (API, launchers, cost, alerting) and the monitor.
+    const processes = {
+      monitor: [monitor.child.pid!],
+      platform: [process.pid],
+      ferretdb: /\/ferretdb( |$)/,
+      postgres: /^postgres/,
+      redis: /^redis-server/,
+      sshdAndProbes: /^sshd: ty|^\/bin\/sh -c|^ps |^grep /,
+    };
+    const byProcess0 = cpuMsByProcess(processes);
+    const busy0 = machineBusyMs();
     const cpu0 = cpuSeconds(monitor.child.pid!);
     const w0 = Date.now();
     // Ranks killed at random moments of the window (one job each), timed to the monitor's stop request.
@@ -157,6 +188,15 @@ async function level(p: Platform, n: number) {
       await sleep(250);
     }
     const cpu = round(((cpuSeconds(monitor.child.pid!) - cpu0) / ((Date.now() - w0) / 1000)) * 100);
+    const byProcess1 = cpuMsByProcess(processes);
+    const windowMs = Date.now() - w0;
+    const cpuPercentByProcess: Record<string, number> = Object.fromEntries(
+      Object.keys(processes).map((k) => [k, round(((byProcess1[k]! - byProcess0[k]!) / windowMs) * 100)]),
+    );
+    // Short-lived processes (each probe's shell, ps, grep) are gone by now: counted in the rest.
+    const named = Object.values(cpuPercentByProcess).reduce((a, b) => a + b, 0);
+    cpuPercentByProcess.machine = round(((machineBusyMs() - busy0) / windowMs) * 100);
+    cpuPercentByProcess.rest = round(cpuPercentByProcess.machine - named);
     const lag = histogramSince(lag0, await scrapeHistogram(metricsUrl, "trainyard_monitor_check_lag_seconds"));
     const probe = histogramSince(
       probe0,
@@ -185,6 +225,7 @@ async function level(p: Platform, n: number) {
       detectP99Ms: round(pct(detected, 0.99)),
       detectMaxMs: round(Math.max(...detected)),
       monitorCpuPercent: cpu,
+      cpuPercentByProcess,
       load1: load1(),
     };
   } finally {
@@ -226,12 +267,16 @@ async function main() {
   writeResults("monitor", { intervalMs: INTERVAL_MS, windowSeconds: WINDOW_S, kills: KILLS, rows }, [
     `P4: one monitor replica, interval ${INTERVAL_MS} ms, sweep 30 s, ${WINDOW_S} s window. Lag = time since an attempt's previous check - interval (the monitor's histogram: bucket bounds, "≤"). Detection = rank killed → stop request.`,
     "",
-    "| running attempts | all running after s | lag mean / p50 ≤ / p99 ≤ ms | p99 lag ÷ interval | cluster probe / check p99 ≤ s | detection p50 / p99 / max ms (missed of kills) | monitor CPU % (of one core) | load avg |",
-    "|---|---|---|---|---|---|---|---|",
+    "| running attempts | all running after s | lag mean / p50 ≤ / p99 ≤ ms | p99 lag ÷ interval | cluster probe / check p99 ≤ s | detection p50 / p99 / max ms (missed of kills) | monitor CPU % (of one core) | CPU % by process | load avg |",
+    "|---|---|---|---|---|---|---|---|---|",
     ...rows.map((r) =>
       "error" in r
-        ? `| ${r.attempts} | broke: ${r.error} | | | | | | |`
-        : `| ${r.attempts} | ${r.allRunningAfterSeconds} | ${r.lagMeanMs} / ${r.lagP50AtMostMs} / ${r.lagP99AtMostMs} | ${r.p99LagOverInterval} | ${r.clusterProbeP99AtMostS} / ${r.clusterCheckP99AtMostS} | ${r.detectP50Ms} / ${r.detectP99Ms} / ${r.detectMaxMs} (${r.missedKills} of ${r.kills}) | ${r.monitorCpuPercent} | ${r.load1} |`,
+        ? `| ${r.attempts} | broke: ${r.error} | | | | | | | |`
+        : `| ${r.attempts} | ${r.allRunningAfterSeconds} | ${r.lagMeanMs} / ${r.lagP50AtMostMs} / ${r.lagP99AtMostMs} | ${r.p99LagOverInterval} | ${r.clusterProbeP99AtMostS} / ${r.clusterCheckP99AtMostS} | ${r.detectP50Ms} / ${r.detectP99Ms} / ${r.detectMaxMs} (${r.missedKills} of ${r.kills}) | ${r.monitorCpuPercent} | ${Object.entries(
+            r.cpuPercentByProcess,
+          )
+            .map(([k, v]) => `${k} ${v}`)
+            .join(", ")} | ${r.load1} |`,
     ),
   ]);
 }

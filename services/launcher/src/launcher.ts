@@ -1,7 +1,7 @@
 import type { LauncherConfig, Logger } from "@trainyard/common";
 import { newLeaseOwner, openNodeAccess, reconcileLauncher } from "@trainyard/core";
 import { connectMongo } from "@trainyard/db";
-import { type RunningService, startReconciler, startServiceBase, startWorkers } from "@trainyard/runtime";
+import { OneAtATime, type RunningService, startReconciler, startServiceBase, startWorkers } from "@trainyard/runtime";
 import type { LauncherDeps } from "./deps";
 import { launchJob, schedulingPass } from "./usecases/launch-job";
 import { stopAttempt } from "./usecases/stop-attempt";
@@ -22,6 +22,7 @@ export async function startLauncher(config: LauncherConfig, logger?: Logger): Pr
   };
   base.onClose(() => ssh.close());
 
+  const passes = new OneAtATime(base.redis, config.TRAINYARD_QUEUE_PREFIX);
   const workers = startWorkers({
     service: "launcher",
     connection: base.redis,
@@ -32,9 +33,11 @@ export async function startLauncher(config: LauncherConfig, logger?: Logger): Pr
     concurrency: { launch: config.LAUNCHER_CONCURRENCY, control: config.LAUNCHER_CONCURRENCY, schedule: 1 },
     handlers: {
       launch: (p) => launchJob(deps, p.jobId),
-      schedule: async (p) => {
-        await schedulingPass(deps, p.clusterId);
-      },
+      // One pass per cluster at a time across replicas; requests meanwhile make the running one go again.
+      schedule: (p) =>
+        passes.run(`schedule:${p.clusterId}`, async () => {
+          await schedulingPass(deps, p.clusterId);
+        }),
       control: (p) => stopAttempt(deps, p.jobId, p.attemptId),
     },
   });

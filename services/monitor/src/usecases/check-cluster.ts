@@ -96,8 +96,9 @@ export async function checkCluster(deps: MonitorDeps, clusterId: string): Promis
         ]),
       ),
     );
-    await storeSamples();
+    // The next check is not held back by this one's telemetry insert.
     await scheduleClusterCheck(deps.bus, deps.intervalMs, clusterId, startedAt);
+    await storeSamples();
     deps.logger.debug({ cluster: cluster.name, attempts: jobs.length, ms: Date.now() - startedAt }, "cluster checked");
     // Attempts on a slow node are applied when it answers (or its probe times out).
     await Promise.all(applied);
