@@ -18,7 +18,8 @@ export class CheckMetrics {
     this.lag = new Histogram({
       name: "trainyard_monitor_check_lag_seconds",
       help: "How late each attempt's check came: time since this replica's previous check of it minus the interval",
-      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 15, 30, 60],
+      // Fractions and multiples of the interval: the question is how late against it.
+      buckets: [0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1, 1.5, 2, 4, 8, 16].map((f) => (f * intervalMs) / 1000),
       registers: [registry],
     });
     this.clusterCheck = new Histogram({

@@ -53,6 +53,9 @@ export async function checkAttempt(
     attempt.nodes.map((n) => n.state),
   );
 
+  // Only what changes the attempt's fate is written at every check; freshness every few (needsWrite).
+  const writeNow = needsWrite(attempt.nodes, nodes, now, deps.statusWriteMs);
+
   // Progress comes from the rank-0 node's metrics file; it only counts as new when the step moved.
   const head = observations.find((o) => o.node.nodeRank === 0)?.probe;
   // Horovod/MPI place ranks themselves (Horovod Elastic may put rank 0 on any node): take the furthest.
@@ -73,7 +76,8 @@ export async function checkAttempt(
   const added = head ? await keepCheckpointsCurrent(deps, job, cluster, attemptIndex, head.announcements) : [];
 
   // A GPU fault is the root cause whatever the ranks did about it: it goes first.
-  const gpuFault = await recordTelemetry(deps, job, cluster, attemptIndex, observations, now, samples);
+  // Telemetry samples are stored with the checks that write (exported to Prometheus at every check).
+  const gpuFault = await recordTelemetry(deps, job, cluster, attemptIndex, observations, now, writeNow ? samples : undefined);
   const failure: Failure | undefined =
     gpuFault ?? findFailure(job, observations, nodes) ?? (await checkStall(deps, job, attemptIndex, progress?.updatedAt, now));
   if (failure) {
@@ -131,8 +135,7 @@ export async function checkAttempt(
     return;
   }
 
-  // Nothing changed but freshness (last seen, log tail, progress): written every few checks only.
-  const still = needsWrite(attempt.nodes, nodes, now, deps.statusWriteMs)
+  const still = writeNow
     ? await repos.jobs.updateAttempt(job._id, attemptId, attemptIndex, { nodes, ...(progress ? { progress } : {}) })
     : true;
   // Marked for preemption: a checkpoint newer than the request (or the grace period's end) stops it.

@@ -10,8 +10,8 @@ export interface GpuFault {
 }
 
 /**
- * What one check's probes saw of GPUs and processes: added to `samples` (the cluster check stores
- * those of all its attempts in one insert; bounded per job here) and exported; a GPU fault marks
+ * What one check's probes saw of GPUs and processes: exported, and added to `samples` when given
+ * (the cluster check stores those of all its attempts in one insert; bounded per job here); a GPU fault marks
  * the node unhealthy (no new placement, alert) and is returned as the attempt's failure; GPUs idle
  * for the configured window raise one alert per attempt.
  */
@@ -22,7 +22,8 @@ export async function recordTelemetry(
   attemptIndex: number,
   observations: Array<{ node: AttemptNodeDoc; probe?: ProbeResult }>,
   now: Date,
-  samples: NewTelemetry[],
+  /** Where this check's samples go to be stored; none when this check stores none (needsWrite). */
+  samples: NewTelemetry[] | undefined,
 ): Promise<GpuFault | undefined> {
   const attempt = job.attempts[attemptIndex]!;
   const jobId = job._id.toString();
@@ -33,7 +34,7 @@ export async function recordTelemetry(
     // Only the attempt's own GPUs: others on the node belong to other jobs.
     const gpus = t.gpus.filter((g) => node.gpuIndices.includes(g.index));
     utilsNow.push(...gpus.map((g) => g.utilPct));
-    samples.push({ jobId: job._id, attemptId: attempt.id, node: node.name, at: now, gpus, ...(t.proc ? { proc: t.proc } : {}) });
+    samples?.push({ jobId: job._id, attemptId: attempt.id, node: node.name, at: now, gpus, ...(t.proc ? { proc: t.proc } : {}) });
     deps.telemetry.metrics.record({
       labels: { team: job.team, project: job.project, job_id: jobId, node: node.name },
       gpus,
