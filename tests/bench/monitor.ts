@@ -264,8 +264,10 @@ async function main() {
       levelJobs.clear();
     }
   }
-  writeResults("monitor", { intervalMs: INTERVAL_MS, windowSeconds: WINDOW_S, kills: KILLS, rows }, [
-    `P4: one monitor replica, interval ${INTERVAL_MS} ms, sweep 30 s, ${WINDOW_S} s window. Lag = time since an attempt's previous check - interval (the monitor's histogram: bucket bounds, "≤"). Detection = rank killed → stop request.`,
+  // The monitor process takes MONITOR_STATUS_WRITE_INTERVALS from this environment when set.
+  const statusWriteIntervals = Number(process.env.MONITOR_STATUS_WRITE_INTERVALS ?? "3");
+  writeResults("monitor", { intervalMs: INTERVAL_MS, statusWriteIntervals, windowSeconds: WINDOW_S, kills: KILLS, rows }, [
+    `P4: one monitor replica, interval ${INTERVAL_MS} ms, status written every ${statusWriteIntervals} intervals, sweep 30 s, ${WINDOW_S} s window. Lag = time since an attempt's previous check - interval (the monitor's histogram: bucket bounds, "≤"). Detection = rank killed → stop request.`,
     "",
     "| running attempts | all running after s | lag mean / p50 ≤ / p99 ≤ ms | p99 lag ÷ interval | cluster probe / check p99 ≤ s | detection p50 / p99 / max ms (missed of kills) | monitor CPU % (of one core) | CPU % by process | load avg |",
     "|---|---|---|---|---|---|---|---|---|",
