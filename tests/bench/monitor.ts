@@ -38,12 +38,6 @@ const SLOTS_PER_ENTRY = 64;
 const KILLS = Number(process.env.BENCH_MONITOR_KILLS ?? "20");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
-}
-
 /** CPU ms the whole machine was busy so far (all cores), from /proc/stat. */
 function machineBusyMs(): number {
   const [, ...ticks] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
@@ -162,7 +156,6 @@ async function level(p: Platform, n: number) {
     };
     const byProcess0 = cpuMsByProcess(processes);
     const busy0 = machineBusyMs();
-    const cpu0 = cpuSeconds(monitor.child.pid!);
     const w0 = Date.now();
     // Ranks killed at random moments of the window (one job each), timed to the monitor's stop request.
     const ids = (await jobs.find({ clusterId, status: "RUNNING" }, { projection: { _id: 1 } }).toArray()).map((d) =>
@@ -187,7 +180,6 @@ async function level(p: Platform, n: number) {
       }
       await sleep(250);
     }
-    const cpu = round(((cpuSeconds(monitor.child.pid!) - cpu0) / ((Date.now() - w0) / 1000)) * 100);
     const byProcess1 = cpuMsByProcess(processes);
     const windowMs = Date.now() - w0;
     const cpuPercentByProcess: Record<string, number> = Object.fromEntries(
@@ -224,7 +216,7 @@ async function level(p: Platform, n: number) {
       detectP50Ms: round(pct(detected, 0.5)),
       detectP99Ms: round(pct(detected, 0.99)),
       detectMaxMs: round(Math.max(...detected)),
-      monitorCpuPercent: cpu,
+      monitorCpuPercent: cpuPercentByProcess.monitor!,
       cpuPercentByProcess,
       load1: load1(),
     };
