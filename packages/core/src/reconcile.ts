@@ -130,8 +130,8 @@ export async function reconcileLauncher(
   }
   // A stop requested of a running attempt whose control message was lost (one id per sweep slot).
   const slot = Math.floor(now / opts.intervalMs);
-  for (const job of await repos.jobs.listByStatus(["RUNNING"])) {
-    if (job.stopRequest && job.currentAttemptId) {
+  for (const job of await repos.jobs.runningWithStopRequest()) {
+    if (job.currentAttemptId) {
       await bus.send(
         "control",
         { jobId: job._id.toString(), attemptId: job.currentAttemptId },

@@ -111,6 +111,14 @@ const QUERIES: Q[] = [
     ferretPushdown: true,
   },
   {
+    // `status` is pushed down; FerretDB v1 filters `$exists` itself among the running jobs.
+    name: "running jobs with a stop requested (launcher sweep)",
+    filter: { status: "RUNNING", stopRequest: { $exists: true } },
+    sort: { createdAt: 1, _id: 1 },
+    index: { status: 1, createdAt: 1 },
+    ferretPushdown: true,
+  },
+  {
     name: "cost roll-up (listRunSince)",
     filter: { startedAt: { $exists: true, $lt: new Date() } },
     index: { startedAt: 1, endedAt: 1 },

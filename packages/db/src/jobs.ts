@@ -286,6 +286,18 @@ export class JobRepo {
     return this.findInStatuses({}, statuses, limit);
   }
 
+  /**
+   * Running jobs with a stop requested (the launcher's sweep re-sends their control message). Only
+   * those, not every running job: `status` narrows in PostgreSQL on FerretDB v1 (`$exists` is then
+   * filtered by FerretDB), and a sweep never misses one behind a page of a thousand running jobs.
+   */
+  async runningWithStopRequest(limit = 1000): Promise<JobDoc[]> {
+    return this.m.Job.find({ status: "RUNNING", stopRequest: { $exists: true } }, { files: 0 })
+      .sort({ createdAt: 1, _id: 1 })
+      .limit(limit)
+      .lean<JobDoc[]>();
+  }
+
   /** The clusters that have jobs in any of `statuses` (the reconciler's "which queues to pass"). */
   async clustersWith(statuses: readonly JobStatus[]): Promise<string[]> {
     const ids = await Promise.all(statuses.map((status) => this.m.Job.distinct("clusterId", { status })));

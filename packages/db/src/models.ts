@@ -368,9 +368,10 @@ jobSchema.index({ team: 1, project: 1, createdAt: -1, _id: -1 });
 // status (listByCluster: the running jobs preemption may stop; activeOnNode).
 jobSchema.index({ clusterId: 1, status: 1, priority: -1, createdAt: 1, _id: 1 });
 
-// Sweeps by status: JobRepo.listByStatus (launcher start-up reconcile of PENDING/QUEUED/RETRYING,
-// monitor's RUNNING sweep) sorted {createdAt: 1}; cost sweep JobCostRepo.listActive
-// {status: {$in: [LAUNCHING, RUNNING]}}.
+// Sweeps by status, sorted {createdAt: 1}: JobRepo.listByStatus (launcher reconcile of PENDING,
+// RETRYING, LAUNCHING); JobRepo.runningWithStopRequest {status: RUNNING, stopRequest: {$exists}}
+// (launcher reconcile); JobRepo.clustersWith (distinct clusterId by status: the monitor's RUNNING
+// sweep, the launcher's QUEUED one); cost sweep JobCostRepo.listActive (one equality per status).
 jobSchema.index({ status: 1, createdAt: 1 });
 
 // Cost roll-ups: JobCostRepo.listRunSince {startedAt: {$exists, $lt}, $or: endedAt...}.

@@ -269,4 +269,32 @@ describe("jobs", () => {
     expect(first?.stopRequest?.kind).toBe("fail");
     expect(second).toBeNull();
   });
+  it("find the running jobs with a stop requested, however many running jobs come before them", async () => {
+    const node = { name: "n1", host: "h", nodeRank: 0, gpuIndices: [0], ports: [], state: "running" as const, missedChecks: 0 };
+    const running = async () => {
+      const { job } = await repos.jobs.create({
+        team: "sweep",
+        clusterId: new Types.ObjectId(),
+        clusterName: "c",
+        spec: jobSpec(),
+      });
+      await repos.jobs.queue(job._id);
+      const a = { id: `a-${job._id}`, number: 1, nodes: [node], masterAddr: "h", createdAt: new Date() };
+      const launching = await repos.jobs.markLaunching(job._id, ["QUEUED"], a, 0);
+      return (await repos.jobs.markRunning(launching!, a.id, new Date(), [node]))!;
+    };
+    const older = [await running(), await running(), await running()];
+    const stopped = await running();
+    await repos.jobs.requestStop(stopped._id, stopped.currentAttemptId!, {
+      kind: "cancel",
+      reason: "user",
+      requestedAt: new Date(),
+    });
+
+    // A limit of one: a sweep of every running job would have read the oldest one only.
+    const found = await repos.jobs.runningWithStopRequest(1);
+    expect(found.map((j) => j._id.toString())).toEqual([stopped._id.toString()]);
+    const all = (await repos.jobs.runningWithStopRequest()).map((j) => j._id.toString());
+    for (const j of older) expect(all).not.toContain(j._id.toString());
+  });
 });
