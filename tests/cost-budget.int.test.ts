@@ -257,7 +257,17 @@ describe("live cost, budgets that stop jobs, alerts that arrive once", () => {
 
   it("/metrics exposes the money, job, budget, alert and queue series with their labels; deploy/ references only those", async () => {
     const scrape = async (urls: string[]) => (await Promise.all(urls.map((u) => fetch(u).then((r) => r.text())))).join("\n");
-    const cost = await scrape(p.metricsUrls.cost!);
+    // The money series come from a snapshot at most COST_METRICS_MAX_AGE_MS old: scrape until
+    // one taken after the job ended is served.
+    let cost = "";
+    await eventually(
+      async () => {
+        cost = await scrape(p.metricsUrls.cost!);
+        return cost.includes('status="STOPPED_BUDGET"') && !cost.includes(`job_id="${stopped.id}"`);
+      },
+      15_000,
+      "a cost snapshot taken after the job ended",
+    );
     const alerting = await scrape(p.metricsUrls.alerting!);
     const api = await scrape(p.metricsUrls.api!);
     const team = 'team="default"';

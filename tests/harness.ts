@@ -95,6 +95,7 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     HEALTH_HOST: "127.0.0.1",
     MONITOR_INTERVAL_MS: "500",
     RECONCILE_INTERVAL_MS: "2000",
+    COST_METRICS_MAX_AGE_MS: "500",
     STOP_GRACE_MS: "3000",
     NODE_LOST_AFTER_MISSES: "3",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",

@@ -134,6 +134,8 @@ export const costConfigShape = {
   /** How often every running job is re-priced and every budget evaluated. */
   COST_INTERVAL_MS: int(60_000, 100),
   COST_CONCURRENCY: int(4, 1),
+  /** How old the stored-data snapshot behind the money/job/budget gauges may get before a scrape re-reads it. */
+  COST_METRICS_MAX_AGE_MS: int(15_000, 0),
 };
 
 /** Variables of the alerting service. */

@@ -30,17 +30,21 @@ export async function startCost(config: CostConfig, logger?: Logger): Promise<Ru
       labelNames: ["event"] as const,
       registers: [base.registry],
     });
-    const metrics = registerCostMetrics(base.registry, async () => {
-      const now = new Date();
-      const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
-      const [jobCounts, activeJobs, monthJobs, budgets] = await Promise.all([
-        repos.jobCosts.countByLabels(),
-        repos.jobCosts.listActive(),
-        repos.jobCosts.listRunSince(monthStart),
-        repos.budgets.listEnabled(),
-      ]);
-      return { jobCounts, activeJobs, monthJobs, budgets, now };
-    });
+    const metrics = registerCostMetrics(
+      base.registry,
+      async () => {
+        const now = new Date();
+        const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+        const [jobCounts, activeJobs, monthJobs, budgets] = await Promise.all([
+          repos.jobCosts.countByLabels(),
+          repos.jobCosts.listActive(),
+          repos.jobCosts.listRunSince(monthStart),
+          repos.budgets.listEnabled(),
+        ]);
+        return { jobCounts, activeJobs, monthJobs, budgets, now };
+      },
+      { maxAgeMs: config.COST_METRICS_MAX_AGE_MS },
+    );
 
     const workers = startWorkers({
       service: "cost",

@@ -1,8 +1,9 @@
 import { budgetPeriodAt, monthKey } from "@trainyard/common";
 import type { BudgetDoc, JobDoc } from "@trainyard/db";
 import { Counter, Gauge, type Registry } from "prom-client";
+import { LatestSnapshot } from "./latest-snapshot";
 
-/** What the gauges show, read from stored data at scrape time (so every replica shows the same). */
+/** What the gauges show, read from stored data (so every replica shows the same). */
 export interface CostSnapshot {
   jobCounts: Array<{ status: string; framework: string; team: string; project: string; count: number }>;
   /** Jobs in LAUNCHING, RUNNING or RETRYING: the only ones with per-job series. */
@@ -17,16 +18,29 @@ export interface CostMetrics {
   ticks: Counter<"outcome">;
 }
 
+export interface CostMetricsOptions {
+  /** How old the snapshot a scrape serves may be before the scrape asks for a new one. */
+  maxAgeMs?: number;
+  /** How long a scrape waits for that new snapshot before serving the previous one. */
+  waitMs?: number;
+}
+
 /**
  * The cost service's series. Labels stay bounded: per-job series exist only for active jobs; the
- * rest is by team, project, GPU type, status and framework.
+ * rest is by team, project, GPU type, status and framework. The values come from one snapshot of
+ * stored data, read at most once per `maxAgeMs` whatever the number of scrapers: on FerretDB v1 a
+ * snapshot decodes every stored job (seconds at 10,000), so a scrape serves the last snapshot
+ * rather than waiting for a new one past `waitMs` (trainyard_cost_metrics_age_seconds says how old).
  */
-export function registerCostMetrics(registry: Registry, snapshot: () => Promise<CostSnapshot>, cacheMs = 1000): CostMetrics {
-  let cached: { at: number; value: Promise<CostSnapshot> } | undefined;
-  const get = () => {
-    if (!cached || Date.now() - cached.at > cacheMs) cached = { at: Date.now(), value: snapshot() };
-    return cached.value;
-  };
+export function registerCostMetrics(
+  registry: Registry,
+  snapshot: () => Promise<CostSnapshot>,
+  opts: CostMetricsOptions = {},
+): CostMetrics {
+  const latest = new LatestSnapshot(snapshot, opts.maxAgeMs ?? 15_000, opts.waitMs ?? 1_000);
+  const get = () => latest.get();
+  // Read the first snapshot now, so the first scrape does not wait for it.
+  void get().catch(() => undefined);
   const registers = [registry];
 
   new Gauge({
@@ -172,6 +186,17 @@ export function registerCostMetrics(registry: Registry, snapshot: () => Promise<
       const s = await get();
       this.reset();
       for (const b of s.budgets) this.set(budgetSeries(b), b.limitUsd);
+    },
+  });
+
+  new Gauge({
+    name: "trainyard_cost_metrics_age_seconds",
+    help: "Age of the stored-data snapshot the money, job and budget series of this scrape come from",
+    registers,
+    async collect() {
+      await get();
+      const age = latest.ageSeconds();
+      if (age !== undefined) this.set(age);
     },
   });
 
