@@ -9,6 +9,7 @@ export * from "./names";
 export * from "./net-guard";
 export * from "./pricing";
 export * from "./queues";
+export * from "./redis-scripts";
 export * from "./secrets";
 export * from "./telemetry";
 export * from "./views";

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { RELEASE_IF_HOLDER } from "@trainyard/common";
 import type { Redis } from "ioredis";
 
 /**
@@ -13,8 +14,6 @@ import type { Redis } from "ioredis";
 export interface DocumentLocks {
   withLock<T>(key: string, fn: () => Promise<T>): Promise<T>;
 }
-
-const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
 
 export class RedisDocumentLocks implements DocumentLocks {
   constructor(
@@ -36,7 +35,7 @@ export class RedisDocumentLocks implements DocumentLocks {
     try {
       return await fn();
     } finally {
-      await this.redis.eval(RELEASE, 1, lockKey, token);
+      await this.redis.eval(RELEASE_IF_HOLDER, 1, lockKey, token);
     }
   }
 }

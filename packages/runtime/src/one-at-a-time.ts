@@ -1,8 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { RELEASE_IF_HOLDER, RENEW_IF_HOLDER } from "@trainyard/common";
 import type { Redis } from "ioredis";
-
-const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
-const RENEW = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`;
 
 /**
  * Runs the work for a key on one replica at a time, and never loses a request: a request made
@@ -32,13 +30,13 @@ export class OneAtATime {
       const token = randomBytes(12).toString("hex");
       if ((await this.redis.set(lock, token, "PX", this.ttlMs, "NX")) !== "OK") return;
       const renew = setInterval(() => {
-        this.redis.eval(RENEW, 1, lock, token, String(this.ttlMs)).catch(() => undefined);
+        this.redis.eval(RENEW_IF_HOLDER, 1, lock, token, String(this.ttlMs)).catch(() => undefined);
       }, this.ttlMs / 3);
       try {
         while ((await this.redis.del(wanted)) === 1) await work();
       } finally {
         clearInterval(renew);
-        await this.redis.eval(RELEASE, 1, lock, token).catch(() => undefined);
+        await this.redis.eval(RELEASE_IF_HOLDER, 1, lock, token).catch(() => undefined);
       }
       // Wanted again after the last check but before the release: its requester saw the lock held.
       if (!(await this.redis.exists(wanted))) return;
