@@ -58,14 +58,40 @@ describe("requestSchedulingPass", () => {
     const cluster = new Types.ObjectId();
     const t0 = 1_000 * SCHEDULE_SLOT_MS + 10;
     await requestSchedulingPass(bus, cluster, t0);
-    await requestSchedulingPass(bus, cluster, t0 + SCHEDULE_SLOT_MS - 20);
+    // Another process (its own bus) asking in the same slot sends the same id: BullMQ keeps one.
+    const other = recorder();
+    await requestSchedulingPass(other.bus, cluster, t0 + SCHEDULE_SLOT_MS - 20);
     await requestSchedulingPass(bus, cluster, t0 + SCHEDULE_SLOT_MS);
-    expect(sent.map((s) => s.opts.jobId)).toEqual([`sched-${cluster}-1000`, `sched-${cluster}-1000`, `sched-${cluster}-1001`]);
+    expect(sent.map((s) => s.opts.jobId)).toEqual([`sched-${cluster}-1000`, `sched-${cluster}-1001`]);
+    expect(other.sent.map((s) => s.opts.jobId)).toEqual([`sched-${cluster}-1000`]);
     // The pass starts after every request of its slot was made.
     expect(t0 + sent[0]!.opts.delay!).toBe(1_001 * SCHEDULE_SLOT_MS);
-    expect(t0 + SCHEDULE_SLOT_MS - 20 + sent[1]!.opts.delay!).toBe(1_001 * SCHEDULE_SLOT_MS);
+    expect(t0 + SCHEDULE_SLOT_MS - 20 + other.sent[0]!.opts.delay!).toBe(1_001 * SCHEDULE_SLOT_MS);
     expect(sent[0]!.payload).toEqual({ clusterId: cluster.toString() });
     expect(sent.every((s) => s.name === "schedule" && !s.opts.jobId?.includes(":"))).toBe(true);
+  });
+
+  it("sends a slot's message once per process, for each cluster, and again after a failed send", async () => {
+    const sent: string[] = [];
+    let fail = false;
+    const bus = {
+      send: async (_name: string, _payload: unknown, opts: { jobId?: string } = {}) => {
+        if (fail) throw new Error("redis down");
+        sent.push(opts.jobId!);
+      },
+    } as unknown as QueueBus;
+    const [a, b] = [new Types.ObjectId(), new Types.ObjectId()];
+    const t0 = 2_000 * SCHEDULE_SLOT_MS;
+    await Promise.all(Array.from({ length: 50 }, (_, i) => requestSchedulingPass(bus, a, t0 + i)));
+    await requestSchedulingPass(bus, b, t0 + 1);
+    expect(sent).toEqual([`sched-${a}-2000`, `sched-${b}-2000`]);
+
+    fail = true;
+    await expect(requestSchedulingPass(bus, a, t0 + SCHEDULE_SLOT_MS)).rejects.toThrow("redis down");
+    fail = false;
+    await requestSchedulingPass(bus, a, t0 + SCHEDULE_SLOT_MS + 1);
+    await requestSchedulingPass(bus, a, t0 + SCHEDULE_SLOT_MS + 2);
+    expect(sent).toEqual([`sched-${a}-2000`, `sched-${b}-2000`, `sched-${a}-2001`]);
   });
 });
 

@@ -18,11 +18,31 @@ export const SCHEDULE_SLOT_MS = 200;
  * requests arrive in a slot, one message exists for it, and it starts only after every request of
  * that slot was made (the pass sees each change). Messages grow O(changes / slot), never O(jobs²).
  */
-export async function requestSchedulingPass(bus: QueueBus, clusterId: Types.ObjectId | string, now = Date.now()): Promise<void> {
+export function requestSchedulingPass(bus: QueueBus, clusterId: Types.ObjectId | string, now = Date.now()): Promise<void> {
   const slot = Math.floor(now / SCHEDULE_SLOT_MS);
   const id = clusterId.toString();
-  await bus.send("schedule", { clusterId: id }, { jobId: `sched-${id}-${slot}`, delay: (slot + 1) * SCHEDULE_SLOT_MS - now });
+  // This process sends a slot's message once: a busy API asks once per submit (hundreds a slot),
+  // and every repeat would cost a Redis round trip for BullMQ to find the id taken.
+  let byCluster = requestedSlots.get(bus);
+  if (!byCluster) requestedSlots.set(bus, (byCluster = new Map()));
+  const last = byCluster.get(id);
+  if (last?.slot === slot) return last.sent;
+  const sent = bus.send(
+    "schedule",
+    { clusterId: id },
+    { jobId: `sched-${id}-${slot}`, delay: (slot + 1) * SCHEDULE_SLOT_MS - now },
+  );
+  const entry = { slot, sent };
+  byCluster.set(id, entry);
+  // A send that failed is not remembered: the next request of the slot tries again.
+  sent.catch(() => {
+    if (byCluster.get(id) === entry) byCluster.delete(id);
+  });
+  return sent;
 }
+
+/** Per bus (so per queue prefix), the slot this process last asked each cluster's pass for. */
+const requestedSlots = new WeakMap<QueueBus, Map<string, { slot: number; sent: Promise<void> }>>();
 
 /** What orders a cluster's queue. Jobs stored before priorities existed count as priority 0. */
 export interface Queued {
