@@ -57,13 +57,16 @@ export function writeResults(name: string, data: Record<string, unknown>, table:
   console.log(`\n(results: ${file})`);
 }
 
+/** CPU time (user + system, ms) used so far by each matching process: name → pid → ms. */
+export type CpuReading = Record<string, Map<number, number>>;
+
 /**
- * CPU time (user + system, ms) used so far by the processes whose command line matches each
- * pattern (or with one of the given pids), from /proc. The database and Redis are shared by everything on the machine, so a
- * difference over a run is only Trainyard's own when nothing else ran meanwhile.
+ * CPU time used so far by the processes whose command line matches each pattern (or with one of
+ * the given pids), from /proc. The database and Redis are shared by everything on the machine, so
+ * a difference over a run is only Trainyard's own when nothing else ran meanwhile.
  */
-export function cpuMsByProcess(patterns: Record<string, RegExp | number[]>): Record<string, number> {
-  const out: Record<string, number> = Object.fromEntries(Object.keys(patterns).map((k) => [k, 0]));
+export function cpuMsByProcess(patterns: Record<string, RegExp | number[]>): CpuReading {
+  const out: CpuReading = Object.fromEntries(Object.keys(patterns).map((k) => [k, new Map<number, number>()]));
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     let cmd: string;
     let stat: string;
@@ -77,10 +80,26 @@ export function cpuMsByProcess(patterns: Record<string, RegExp | number[]>): Rec
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
     for (const [name, p] of Object.entries(patterns)) {
-      if (Array.isArray(p) ? p.includes(Number(pid)) : p.test(cmd)) out[name]! += ms;
+      if (Array.isArray(p) ? p.includes(Number(pid)) : p.test(cmd)) out[name]!.set(Number(pid), ms);
     }
   }
   return out;
+}
+
+/**
+ * CPU ms each group used between two readings, by the processes alive at the second (all of it for
+ * one started in between). A process that ended in between took its time with it: it is not
+ * counted here (before, its whole past time was subtracted: PostgreSQL backends that exited made
+ * the figure negative), so it lands in the machine's unattributed rest.
+ */
+export function cpuMsSpent(before: CpuReading, after: CpuReading): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(after).map(([name, pids]) => {
+      let ms = 0;
+      for (const [pid, now] of pids) ms += now - (before[name]?.get(pid) ?? 0);
+      return [name, ms];
+    }),
+  );
 }
 
 const CLOCK_TICKS = 100;

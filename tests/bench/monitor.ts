@@ -21,6 +21,7 @@ import { type Platform, startPlatform, startServiceProcess } from "../harness";
 import {
   bucketQuantile,
   cpuMsByProcess,
+  cpuMsSpent,
   histogramSince,
   load,
   load1,
@@ -180,10 +181,10 @@ async function level(p: Platform, n: number) {
       }
       await sleep(250);
     }
-    const byProcess1 = cpuMsByProcess(processes);
+    const spent = cpuMsSpent(byProcess0, cpuMsByProcess(processes));
     const windowMs = Date.now() - w0;
     const cpuPercentByProcess: Record<string, number> = Object.fromEntries(
-      Object.keys(processes).map((k) => [k, round(((byProcess1[k]! - byProcess0[k]!) / windowMs) * 100)]),
+      Object.keys(processes).map((k) => [k, round((spent[k]! / windowMs) * 100)]),
     );
     // Short-lived processes (each probe's shell, ps, grep) are gone by now: counted in the rest.
     const named = Object.values(cpuPercentByProcess).reduce((a, b) => a + b, 0);

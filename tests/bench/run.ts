@@ -17,7 +17,7 @@ import { REPO_ROOT } from "@trainyard/testkit";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { apiClient, type Platform, registerCluster, startPlatform, startServiceProcess } from "../harness";
-import { cpuMsByProcess, load, pct, round, timed } from "./lib";
+import { cpuMsByProcess, cpuMsSpent, load, pct, round, timed } from "./lib";
 
 const levels = (process.argv[2] ?? "100,1000").split(",").map(Number);
 const CONCURRENCY = 16;
@@ -85,12 +85,10 @@ async function main() {
       submitted += Math.min(n, 200);
       const cpuBefore = cpuMsByProcess(processes);
       const parallel = await load(n, CONCURRENCY, submit);
-      const cpuAfter = cpuMsByProcess(processes);
+      const spent = cpuMsSpent(cpuBefore, cpuMsByProcess(processes));
       submitted += n;
       // Where a submit's time goes: CPU ms per submit of each process during the concurrent run.
-      const cpuMsPerSubmit = Object.fromEntries(
-        Object.keys(processes).map((k) => [k, round((cpuAfter[k]! - cpuBefore[k]!) / n, 2)]),
-      );
+      const cpuMsPerSubmit = Object.fromEntries(Object.keys(processes).map((k) => [k, round(spent[k]! / n, 2)]));
       const list = await listLatency(api);
       const schedule = new Queue("schedule", { connection: redis, prefix });
       const counts = await schedule.getJobCounts("waiting", "delayed", "active", "completed", "failed");
