@@ -3,8 +3,9 @@ import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger, type JobView, launcherConfigShape, loadConfig } from "@trainyard/common";
+import { createLogger, type JobView, launcherConfigShape, loadConfig, SecretBox } from "@trainyard/common";
 import { COST_TICK_SCHEDULER } from "@trainyard/core";
+import { createRepos, RedisDocumentLocks } from "@trainyard/db";
 import { startLauncher } from "@trainyard/launcher";
 import type { RunningService } from "@trainyard/runtime";
 import { INFRA_DIR, processesOfAttempt } from "@trainyard/testkit";
@@ -351,6 +352,38 @@ describe("faults: Redis", () => {
     // The cost service priced the finished job from truth after the flush.
     const priced = await db.collection("jobs").findOne({ _id: new mongoose.Types.ObjectId(runningId) });
     expect(priced?.cost?.final).toBe(true);
+  });
+
+  it("a cancel whose control message was lost: the launcher's sweep sends it again; CANCELLED, nothing left on the nodes", async () => {
+    const cluster = await registerCluster(p, { nodes: ["n1", "n2"] });
+    const id = await submitJob(p, ddp(cluster.name, 200, { name: "lost-stop" }));
+    const running = await waitForJob(p, id, (j) => j.status === "RUNNING" && (j.progress?.step ?? 0) >= 1);
+    const attempt = running.attempts[0]!.id;
+    // What the API's cancel stores (through the same document lock), without the control message
+    // it sends next: as if Redis lost that message.
+    const redisClient = new Redis(p.env.REDIS_URL!);
+    try {
+      const repos = createRepos(
+        db,
+        new SecretBox(p.env.TRAINYARD_SECRET_KEY!),
+        new RedisDocumentLocks(redisClient, p.env.TRAINYARD_QUEUE_PREFIX!),
+      );
+      const requested = await repos.jobs.requestStop(id, attempt, {
+        kind: "cancel",
+        reason: "cancelled by user (its control message lost)",
+        requestedAt: new Date(),
+      });
+      expect(requested?.stopRequest?.kind).toBe("cancel");
+    } finally {
+      redisClient.disconnect();
+    }
+    // The launcher's sweep (RECONCILE_INTERVAL_MS = 2 s here) finds the stop and sends it again.
+    const done = await waitForJob(p, id, undefined, 60_000);
+    expect(done.status).toBe("CANCELLED");
+    expect(done.attempts).toHaveLength(1);
+    // Stopped, not run to its end.
+    expect(done.progress?.step ?? 0).toBeLessThan(200);
+    expect(processesOfAttempt(attempt)).toEqual([]);
   });
 });
 

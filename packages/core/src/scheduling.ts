@@ -23,8 +23,8 @@ export function requestSchedulingPass(bus: QueueBus, clusterId: Types.ObjectId |
   const id = clusterId.toString();
   // This process sends a slot's message once: a busy API asks once per submit (hundreds a slot),
   // and every repeat would cost a Redis round trip for BullMQ to find the id taken.
-  let byCluster = requestedSlots.get(bus);
-  if (!byCluster) requestedSlots.set(bus, (byCluster = new Map()));
+  const byCluster = requestedSlots.get(bus) ?? new Map<string, { slot: number; sent: Promise<void> }>();
+  requestedSlots.set(bus, byCluster);
   const last = byCluster.get(id);
   if (last?.slot === slot) return last.sent;
   const sent = bus.send(
