@@ -269,6 +269,7 @@ describe("jobs", () => {
     expect(first?.stopRequest?.kind).toBe("fail");
     expect(second).toBeNull();
   });
+
   it("find the running jobs with a stop requested, however many running jobs come before them", async () => {
     const node = { name: "n1", host: "h", nodeRank: 0, gpuIndices: [0], ports: [], state: "running" as const, missedChecks: 0 };
     const running = async () => {
