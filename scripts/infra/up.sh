@@ -246,6 +246,9 @@ ensure_ferretdb() {
     if ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- '--handler=postgresql'; then
       ty_log "ferretdb: pid $pid runs on SQLite; moving to PostgreSQL (old data left in $FERRET_DATA)"
       ty_stop_pidfile ferretdb "$FERRET_PID" "$FERRET_BIN"
+    elif ! tr '\0' '\n' <"/proc/$pid/environ" | grep -qx "GOGC=$TY_FERRETDB_GOGC"; then
+      ty_log "ferretdb: pid $pid runs without GOGC=$TY_FERRETDB_GOGC; restarting it"
+      ty_stop_pidfile ferretdb "$FERRET_PID" "$FERRET_BIN"
     fi
   fi
   if ty_tcp_open 127.0.0.1 "$TY_MONGO_PORT"; then
@@ -258,7 +261,7 @@ ensure_ferretdb() {
     ty_stop_pidfile ferretdb "$FERRET_PID" "$FERRET_BIN"
   fi
   # The PostgreSQL URL (with its password) goes through the environment, not argv (ps shows argv).
-  FERRETDB_POSTGRESQL_URL="$PG_URL" setsid nohup "$FERRET_BIN" --handler=postgresql \
+  FERRETDB_POSTGRESQL_URL="$PG_URL" GOGC="$TY_FERRETDB_GOGC" setsid nohup "$FERRET_BIN" --handler=postgresql \
     --listen-addr="127.0.0.1:$TY_MONGO_PORT" --telemetry=disable \
     --state-dir="$FERRET_STATE" --debug-addr=- </dev/null >>"$FERRET_LOG" 2>&1 &
   echo $! >"$FERRET_PID"
