@@ -24,6 +24,7 @@ export * from "./connection";
 export * from "./credentials";
 export * from "./job-costs";
 export * from "./jobs";
+export * from "./list-pages";
 export * from "./locks";
 export * from "./models";
 export * from "./progress";

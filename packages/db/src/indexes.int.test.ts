@@ -1,6 +1,7 @@
+import type { JobSpec } from "@trainyard/common";
 import { type Connection, Types } from "mongoose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DocumentLocks, JobRepo, type JobsPageKey, registerModels } from "./index";
+import { type DocumentLocks, JobRepo, type JobsPageKey, LIST_PAGE_SIZE, listPagesOf, registerModels } from "./index";
 import { openTestStore, type TestStore } from "./testing";
 
 // JobRepo.list takes no lock.
@@ -36,6 +37,8 @@ beforeAll(async () => {
       ...(i % 10 === 0 ? { sshKeysPending: true } : {}),
     })),
   );
+  // Stored without list pages, as by an older version: the migration files them by createdAt.
+  await new JobRepo(registerModels(conn), NO_LOCKS).fileUnlistedJobs();
 });
 
 afterAll(() => store?.close());
@@ -49,7 +52,6 @@ type Q = {
   /** FerretDB v1.24.2 on PostgreSQL: does its explain report the filter pushed down to SQL? */
   ferretPushdown: boolean;
 };
-const after: JobsPageKey = { createdAt: new Date(), id: new Types.ObjectId() };
 const QUERIES: Q[] = [
   {
     name: "idempotency key",
@@ -58,27 +60,10 @@ const QUERIES: Q[] = [
     ferretPushdown: true,
   },
   {
-    name: "GET /v1/jobs",
-    filter: { team: "t1" },
-    sort: { createdAt: -1, _id: -1 },
-    index: { team: 1, createdAt: -1, _id: -1 },
-    ferretPushdown: true,
-  },
-  {
-    name: "GET /v1/jobs next page (keyset)",
-    filter: {
-      team: "t1",
-      $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, _id: { $lt: after.id } }],
-    },
-    sort: { createdAt: -1, _id: -1 },
-    index: { team: 1, createdAt: -1, _id: -1 },
-    ferretPushdown: true,
-  },
-  {
-    name: "GET /v1/jobs?status=",
-    filter: { team: "t1", status: "QUEUED" },
-    sort: { createdAt: -1, _id: -1 },
-    index: { team: 1, status: 1, createdAt: -1, _id: -1 },
+    // One group of JobRepo.list's walk (list-pages.ts); ?status= and ?project= add equalities.
+    name: "GET /v1/jobs (a group of list pages)",
+    filter: { team: "t1", listPages: "0:12345" },
+    index: { team: 1, listPages: 1 },
     ferretPushdown: true,
   },
   {
@@ -90,7 +75,7 @@ const QUERIES: Q[] = [
     ferretPushdown: true,
   },
   {
-    name: "GET /v1/jobs?project=",
+    name: "project budgets (listInScope)",
     filter: { team: "t1", project: "p2" },
     sort: { createdAt: -1, _id: -1 },
     index: { team: 1, project: 1, createdAt: -1, _id: -1 },
@@ -175,7 +160,9 @@ describe("jobs indexes", () => {
           const scans = nodes.filter((n) => n["Node Type"] === "Bitmap Index Scan");
           expect(scans.length, JSON.stringify(pg)).toBeGreaterThan(0);
           for (const scan of scans) expect(String(scan["Index Name"])).toMatch(/_ty_eq_[0-9a-f]{8}$/);
-          expect(scans.map((n) => String(n["Index Cond"])).join(" ")).toContain(`'${Object.keys(q.filter)[0]}'`);
+          expect(scans.map((n) => String(n["Index Cond"])).join(" "), JSON.stringify(pg)).toContain(
+            `'${Object.keys(q.filter)[0]}'`,
+          );
         } else {
           expect(pg["Node Type"]).toBe("Seq Scan");
         }
@@ -215,5 +202,98 @@ describe("keyset pages of JobRepo.list", () => {
     expect(queued.items.length).toBeGreaterThan(0);
     expect(queued.items.every((j) => j.status === "QUEUED" && j.team === "t1")).toBe(true);
     expect(queued.next).toBeUndefined();
+  });
+
+  it("pages jobs filed by two API replicas exactly once, with filters, in (list page, createdAt, _id) order", async () => {
+    const replicas = [new JobRepo(registerModels(conn), NO_LOCKS), new JobRepo(registerModels(conn), NO_LOCKS)];
+    const created: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const project = i % 3 ? "a" : "b";
+      const { job } = await replicas[i % 2]!.create(
+        {
+          team: "two",
+          spec: { name: `s${i}`, project, framework: "pytorch" } as unknown as JobSpec,
+          clusterId: cluster,
+          clusterName: "c",
+        },
+        i % 4 ? "PENDING" : "QUEUED",
+      );
+      created.push(job._id.toString());
+    }
+    const docs = await Job.find({ team: "two" }).lean();
+    // Each replica filled pages of its own, of at most LIST_PAGE_SIZE jobs.
+    const perPage = new Map<number, Set<string>>();
+    for (const d of docs) perPage.set(d.listPage!, new Set([...(perPage.get(d.listPage!) ?? []), d.name]));
+    for (const names of perPage.values()) expect(names.size).toBeLessThanOrEqual(LIST_PAGE_SIZE);
+    for (const d of docs) expect(d.listPages).toEqual(listPagesOf(d.listPage!));
+    for (const [filter, limit] of [
+      [{}, 9],
+      [{ status: "QUEUED" as const }, 4],
+      [{ project: "b" }, 25],
+      [{ status: "PENDING" as const, project: "a" }, 50],
+    ] as const) {
+      const seen: string[] = [];
+      let afterKey: JobsPageKey | undefined;
+      for (let pages = 0; pages < 200; pages++) {
+        const page = await replicas[pages % 2]!.list("two", { limit, ...filter, ...(afterKey ? { after: afterKey } : {}) });
+        seen.push(...page.items.map((j) => j._id.toString()));
+        afterKey = page.next;
+        if (!afterKey) break;
+      }
+      const all = await Job.find({ team: "two", ...filter })
+        .sort({ listPage: -1, createdAt: -1, _id: -1 })
+        .lean();
+      expect(all.length, JSON.stringify(filter)).toBeGreaterThan(limit);
+      expect(seen, JSON.stringify(filter)).toEqual(all.map((j) => j._id.toString()));
+    }
+  });
+
+  it("with one API replica the order is creation order", async () => {
+    const repo = new JobRepo(registerModels(conn), NO_LOCKS);
+    const ids: string[] = [];
+    for (let i = 0; i < 80; i++) {
+      const { job } = await repo.create({
+        team: "one",
+        spec: { name: `o${i}`, project: "p", framework: "pytorch" } as unknown as JobSpec,
+        clusterId: cluster,
+        clusterName: "c",
+      });
+      ids.push(job._id.toString());
+    }
+    const page = await repo.list("one", { limit: 100 });
+    expect(page.items.map((j) => j._id.toString())).toEqual(ids.reverse());
+  });
+});
+
+describe("jobs stored before list pages", () => {
+  it("are filed once, below the team's newer jobs, and listed after them", async () => {
+    const repo = new JobRepo(registerModels(conn), NO_LOCKS);
+    const { job: fresh } = await repo.create({
+      team: "legacy",
+      spec: { name: "new", project: "p", framework: "pytorch" } as unknown as JobSpec,
+      clusterId: cluster,
+      clusterName: "c",
+    });
+    const old = new Types.ObjectId();
+    // As an older version stored it: no list page, and newer than `fresh` by the clock.
+    await conn.collection("jobs").insertOne({
+      _id: old,
+      team: "legacy",
+      name: "old",
+      project: "p",
+      status: "SUCCEEDED",
+      createdAt: new Date(Date.now() + 5_000),
+    });
+    expect((await repo.list("legacy", { limit: 5 })).items.map((j) => j.name)).toEqual(["new"]);
+    await conn.collection("migrations").deleteOne({ _id: "job-list-pages" as never });
+    expect(await repo.fileUnlistedJobs()).toBe(1);
+    const filed = await conn.collection("jobs").findOne({ _id: old });
+    expect(filed?.listPage).toBeLessThan(0);
+    expect((await repo.list("legacy", { limit: 5 })).items.map((j) => j._id.toString())).toEqual([
+      fresh._id.toString(),
+      old.toString(),
+    ]);
+    // Recorded as done: the next start does not look again.
+    expect(await repo.fileUnlistedJobs()).toBe(0);
   });
 });

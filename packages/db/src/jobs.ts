@@ -15,6 +15,8 @@ import { Types, type UpdateQuery } from "mongoose";
 import { isDuplicateKeyError, retryWriteConflicts } from "./connection";
 import { GroupInsert } from "./group-insert";
 import { jobCostView } from "./job-costs";
+import { ListPageCounter, listPageCounterId, listPageCounters } from "./list-page-counter";
+import { LIST_PAGE_SIZE, listPagesOf, newestFirst, walkNewestFirst } from "./list-pages";
 import type { DocumentLocks } from "./locks";
 import type { AttemptDoc, AttemptNodeDoc, JobDoc, Models, PreemptRequestDoc, StopRequestDoc } from "./models";
 
@@ -26,8 +28,9 @@ export interface NewJob {
   idempotencyKey?: string;
 }
 
-/** Position after which a keyset page starts: the last job of the previous page (newest first). */
+/** Position after which a keyset page starts: the last job of the previous page (list-pages.ts order). */
 export interface JobsPageKey {
+  page: number;
   createdAt: Date;
   id: Types.ObjectId;
 }
@@ -36,8 +39,25 @@ export interface ListJobsQuery {
   status?: JobStatus;
   project?: string;
   limit: number;
-  /** Keyset pagination: only jobs older than this key (createdAt, then _id, both descending). */
+  /** Keyset pagination: only jobs after this one (list page, createdAt, _id, all descending). */
   after?: JobsPageKey;
+}
+
+/** A filter whose walk took more queries than this tries reading all its matches next time, up to FEW_MATCHES. */
+const FAR_WALK_QUERIES = 6;
+const FEW_MATCHES = 256;
+
+function isAfterPosition(d: JobDoc, after: JobsPageKey | undefined): boolean {
+  return !after || newestFirst({ _id: after.id, createdAt: after.createdAt, listPage: after.page }, d) < 0;
+}
+
+/** The first `limit` of `items` (in the list's order), and the key of the last when more follow. */
+function keysetPage(items: JobDoc[], limit: number): { items: JobDoc[]; next?: JobsPageKey } {
+  const page = items.slice(0, limit);
+  const last = page[page.length - 1];
+  return items.length > limit && last
+    ? { items: page, next: { page: last.listPage ?? 0, createdAt: last.createdAt, id: last._id } }
+    : { items: page };
 }
 
 /** Who is starting a LAUNCHING attempt, and until when that claim holds unless renewed. */
@@ -95,6 +115,7 @@ function assertTransition(from: readonly JobStatus[], to: JobStatus): void {
  */
 export class JobRepo {
   /** New jobs go in groups: concurrent submits share one insert (group-insert.ts). */
+  private readonly listPages: ListPageCounter;
   private readonly inserts: GroupInsert<JobDoc>;
 
   constructor(
@@ -102,6 +123,7 @@ export class JobRepo {
     private readonly locks: DocumentLocks,
   ) {
     this.inserts = new GroupInsert(m.Job);
+    this.listPages = new ListPageCounter(m.Job.db);
   }
 
   private locked<T>(id: Types.ObjectId | string, fn: () => Promise<T>): Promise<T> {
@@ -117,6 +139,7 @@ export class JobRepo {
   async create(job: NewJob, initial: "PENDING" | "QUEUED" = "PENDING"): Promise<{ job: JobDoc; created: boolean }> {
     const hash = specHash(job.spec);
     const key = job.idempotencyKey ?? `auto-${new Types.ObjectId().toString()}`;
+    const listPage = await this.listPages.pageFor(job.team);
     try {
       // Retried after a write conflict: the unique (team, idempotencyKey) index keeps it single.
       const doc = await retryWriteConflicts(() =>
@@ -135,6 +158,8 @@ export class JobRepo {
           idempotencyKey: key,
           status: initial,
           attempts: [],
+          listPage,
+          listPages: listPagesOf(listPage),
         }),
       );
       return { job: hydrateJob(doc.toObject())!, created: true };
@@ -160,24 +185,94 @@ export class JobRepo {
 
   /**
    * One page of a team's jobs, newest first, by keyset (never skip, never a count): the page after
-   * `q.after` in (createdAt desc, _id desc) order. `next` is the key of the page's last job when
-   * more follow. Indexes: {team, createdAt, _id}, {team, status, createdAt, _id},
-   * {team, project, createdAt, _id} (see models.ts).
+   * `q.after` in the list's order (list page, createdAt, _id, all descending; see list-pages.ts).
+   * `next` is the key of the page's last job when more follow. Each query is an equality on
+   * {team[, status][, project], listPages}: no backend reads more than a group of pages.
+   * Index {team, listPages} (see models.ts).
    */
   async list(team: string, q: ListJobsQuery): Promise<{ items: JobDoc[]; next?: JobsPageKey }> {
     const filter: Record<string, unknown> = { team };
     if (q.status) filter.status = q.status;
     if (q.project) filter.project = q.project;
-    if (q.after) {
-      filter.$or = [{ createdAt: { $lt: q.after.createdAt } }, { createdAt: q.after.createdAt, _id: { $lt: q.after.id } }];
+    const hintKey = JSON.stringify([team, q.status ?? null, q.project ?? null]);
+    const hint = this.listHints.get(hintKey);
+    // A filter whose last walk had to search far (its matches are few, or old): first try reading
+    // all its matches at once, which FerretDB does cheaply while they are few.
+    let few = hint?.few;
+    if (few) {
+      const all = await this.m.Job.find(filter, { files: 0 }).limit(FEW_MATCHES).lean<JobDoc[]>();
+      if (all.length < FEW_MATCHES) return keysetPage(all.filter((d) => isAfterPosition(d, q.after)).sort(newestFirst), q.limit);
+      few = false; // not few after all: this filter walks from now on
     }
-    const rows = await this.m.Job.find(filter, { files: 0 })
-      .sort({ createdAt: -1, _id: -1 })
-      .limit(q.limit + 1)
-      .lean<JobDoc[]>();
-    const items = rows.slice(0, q.limit);
-    const last = items[items.length - 1];
-    return rows.length > q.limit && last ? { items, next: { createdAt: last.createdAt, id: last._id } } : { items };
+    const counter = await listPageCounters(this.m.Job.db).findOne({ _id: listPageCounterId(team) });
+    const walk = await walkNewestFirst<JobDoc>({
+      fetch: (group, cap) => {
+        const query = this.m.Job.find({ ...filter, listPages: group }, { files: 0 });
+        return (cap ? query.limit(cap) : query).lean<JobDoc[]>();
+      },
+      want: q.limit + 1,
+      oldest: counter?.low ?? 0,
+      end: counter?.next ?? 0,
+      ...(q.after ? { after: q.after } : {}),
+      ...(hint !== undefined ? { startLevel: hint.level } : {}),
+    });
+    this.rememberListHint(hintKey, { level: walk.level, few: few !== false && walk.queries > FAR_WALK_QUERIES });
+    return keysetPage(walk.items, q.limit);
+  }
+
+  /**
+   * File jobs stored before list pages existed (lists cannot see them until then), once per
+   * database (recorded in `migrations`), under the job-list-pages lock: each team's older jobs go
+   * in pages below its lowest, newest first, LIST_PAGE_SIZE a page. One pass over the jobs
+   * without pages (FerretDB v1 decodes every job to find them: ~3 s per 10,000).
+   */
+  async fileUnlistedJobs(): Promise<number> {
+    const migrations = this.m.Job.db.collection<{ _id: string; doneAt: Date }>("migrations");
+    const done = () => migrations.findOne({ _id: "job-list-pages" });
+    if (await done()) return 0;
+    return this.locks.withLock("migration:job-list-pages", async () => {
+      if (await done()) return 0;
+      const unlisted = await this.m.Job.find({ listPages: { $exists: false } }, { _id: 1, team: 1, createdAt: 1 }).lean<
+        Array<{ _id: Types.ObjectId; team: string; createdAt?: Date }>
+      >();
+      const byTeam = new Map<string, typeof unlisted>();
+      for (const d of unlisted) byTeam.set(d.team, [...(byTeam.get(d.team) ?? []), d]);
+      for (const [team, jobs] of byTeam) {
+        const at = (d: (typeof jobs)[number]) => (d.createdAt ?? d._id.getTimestamp()).getTime();
+        jobs.sort((a, b) => at(b) - at(a) || (b._id.toString() < a._id.toString() ? -1 : 1));
+        const counters = listPageCounters(this.m.Job.db);
+        const base = (await counters.findOne({ _id: listPageCounterId(team) }))?.low ?? 0;
+        const pageOf = (rank: number) => base - 1 - Math.floor(rank / LIST_PAGE_SIZE);
+        for (let i = 0; i < jobs.length; i += 500) {
+          await this.m.Job.bulkWrite(
+            jobs.slice(i, i + 500).map((d, k) => ({
+              updateOne: {
+                filter: { _id: d._id },
+                update: { $set: { listPage: pageOf(i + k), listPages: listPagesOf(pageOf(i + k)) } },
+              },
+            })),
+            { ordered: false, timestamps: false },
+          );
+        }
+        await counters.updateOne({ _id: listPageCounterId(team) }, { $set: { low: pageOf(jobs.length - 1) } }, { upsert: true });
+      }
+      await migrations.updateOne({ _id: "job-list-pages" }, { $set: { doneAt: new Date() } }, { upsert: true });
+      return unlisted.length;
+    });
+  }
+
+  /**
+   * Per filter (team, status, project): the level its last walk ended at, so the next one (a
+   * poll, a next page) starts there, and whether its matches looked few. Bounded; a lost hint
+   * costs a few queries.
+   */
+  private readonly listHints = new Map<string, { level: number; few: boolean }>();
+
+  private rememberListHint(key: string, hint: { level: number; few: boolean }): void {
+    this.listHints.delete(key);
+    this.listHints.set(key, hint);
+    // The oldest hint goes first (a Map iterates in insertion order).
+    if (this.listHints.size > 10_000) this.listHints.delete(this.listHints.keys().next().value!);
   }
 
   /**

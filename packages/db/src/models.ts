@@ -247,6 +247,9 @@ export interface JobDoc {
   preemptRequest?: PreemptRequestDoc;
   /** Written by the cost service only (see JobRepo.setCost). */
   cost?: JobCostDoc;
+  /** The list page the job was filed in when it was created, and its group at every level (list-pages.ts). */
+  listPage?: number;
+  listPages?: string[];
   createdAt: Date;
   updatedAt: Date;
   startedAt?: Date;
@@ -338,6 +341,8 @@ const jobSchema = new Schema<JobDoc>(
     ),
     startedAt: Date,
     endedAt: Date,
+    listPage: Number,
+    listPages: { type: [String], default: undefined },
   },
   { timestamps: true, minimize: false },
 );
@@ -349,18 +354,16 @@ const jobSchema = new Schema<JobDoc>(
 // unique, so two concurrent submits with one key create one job.
 jobSchema.index({ team: 1, idempotencyKey: 1 }, { unique: true });
 
-// GET /v1/jobs (no filter): JobRepo.list {team} sorted {createdAt: -1, _id: -1}, keyset pages
-// (createdAt, _id) < cursor.
-jobSchema.index({ team: 1, createdAt: -1, _id: -1 });
+// GET /v1/jobs (with or without ?status=, ?project=): JobRepo.list walks groups of list pages,
+// one equality each: {team[, status][, project], listPages} (list-pages.ts). Multikey.
+jobSchema.index({ team: 1, listPages: 1 });
 
-// GET /v1/jobs?status=: JobRepo.list {team, status} (same sort and keyset);
-// quota counts: JobRepo.listByTeam {team, status: {$in: [LAUNCHING, RUNNING]}} (core/quotas.ts);
+// Quota counts: JobRepo.listByTeam {team, status: {$in: [LAUNCHING, RUNNING]}} (core/quotas.ts);
 // queued jobs of a team on a quota change: listByTeam(team, [QUEUED]);
 // stop budgets: JobCostRepo.listWaitingInScope {team, status: QUEUED}.
 jobSchema.index({ team: 1, status: 1, createdAt: -1, _id: -1 });
 
-// GET /v1/jobs?project=: JobRepo.list {team, project} (same sort and keyset);
-// project budgets: JobCostRepo.listInScope {team, project, startedAt: {$exists}}.
+// Project budgets: JobCostRepo.listInScope {team, project, startedAt: {$exists}}.
 jobSchema.index({ team: 1, project: 1, createdAt: -1, _id: -1 });
 
 // The scheduler's queue: JobRepo.waitingInQueueOrder {clusterId, status} (one query per waiting

@@ -74,6 +74,12 @@ export async function startApi(
     });
     const pool = ssh;
     await repos.teams.ensure(config.API_ADMIN_TEAM);
+    // Jobs stored by an older version are filed in list pages in the background (lists miss them until then).
+    void repos.jobs.fileUnlistedJobs().then(
+      (filed) => filed && base.logger.info({ filed }, "jobs stored before list pages filed"),
+      (err: Error) =>
+        base.logger.warn({ err: err.message }, "could not file older jobs in list pages; retried at the next start"),
+    );
     const gateway = new NodeGateway(pool, repos.credentials, {
       stopGraceMs: config.STOP_GRACE_MS,
       logTailBytes: config.LOG_TAIL_BYTES,

@@ -231,18 +231,20 @@ export const listJobsQuerySchema = z.object({
     .describe("`nextCursor` of the previous page; absent for the first page"),
 });
 
-/** Opaque keyset cursor: base64url of `<createdAt ISO>_<job id>` (the last job of a page). */
+/** Opaque keyset cursor: base64url of `<list page>_<createdAt ISO>_<job id>` (the last job of a page). */
 export function encodeJobsCursor(key: JobsPageKey): string {
-  return Buffer.from(`${new Date(key.createdAt).toISOString()}_${key.id.toString()}`).toString("base64url");
+  return Buffer.from(`${key.page}_${new Date(key.createdAt).toISOString()}_${key.id.toString()}`).toString("base64url");
 }
 
 export function decodeJobsCursor(cursor: string): JobsPageKey | undefined {
   if (!/^[A-Za-z0-9_-]{1,200}$/.test(cursor)) return undefined;
-  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)_([0-9a-f]{24})$/.exec(Buffer.from(cursor, "base64url").toString());
+  const m = /^(-?\d{1,15})_(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)_([0-9a-f]{24})$/.exec(
+    Buffer.from(cursor, "base64url").toString(),
+  );
   if (!m) return undefined;
-  const createdAt = new Date(m[1] as string);
+  const createdAt = new Date(m[2] as string);
   if (Number.isNaN(createdAt.getTime())) return undefined;
-  return { createdAt, id: new Types.ObjectId(m[2] as string) };
+  return { page: Number(m[1]), createdAt, id: new Types.ObjectId(m[3] as string) };
 }
 
 export async function listJobs(
