@@ -22,8 +22,12 @@
 export const LIST_PAGE_SIZE = 32;
 export const LIST_PAGE_OPEN_MS = 2_000;
 
-/** Group widths in pages, as powers of two: 1, 4, 16, … 4^15 pages. */
-export const LIST_PAGE_LEVELS = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30] as const;
+/**
+ * Group widths in pages, as powers of two: 1, 4, 16, … 4^9 pages (8 million jobs at 32 a page;
+ * past that the walk goes on in groups of the widest level). Each level is a string in every job,
+ * and every string is decoded with the job, so no more of them than a walk needs.
+ */
+export const LIST_PAGE_LEVELS = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18] as const;
 
 export function listPageKey(level: number, page: number): string {
   return `${level}:${Math.floor(page / 2 ** level)}`;
