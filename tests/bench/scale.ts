@@ -49,7 +49,11 @@ async function main() {
     };
     // The first page with filters (the newest jobs match), without (the team's whole history), and
     // of a status only the older history has (none of it on the empty database).
-    const listPaths = ["/v1/jobs?limit=20&status=QUEUED&project=bench", "/v1/jobs?limit=20", "/v1/jobs?limit=20&status=SUCCEEDED"];
+    const listPaths = [
+      "/v1/jobs?limit=20&status=QUEUED&project=bench",
+      "/v1/jobs?limit=20",
+      "/v1/jobs?limit=20&status=SUCCEEDED",
+    ];
     // At most 200 samples or 60 s each.
     const list = async (listPath: string, samples = 200, budgetMs = 60_000) => {
       const lat: number[] = [];
