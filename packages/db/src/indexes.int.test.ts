@@ -265,6 +265,48 @@ describe("keyset pages of JobRepo.list", () => {
   });
 });
 
+describe("a filter with few matches, far back", () => {
+  it("is found by the walk, and the next list of that filter starts at the level it was found at", async () => {
+    const repo = new JobRepo(registerModels(conn), NO_LOCKS);
+    // 100 recent jobs in pages 9,900–9,999 and the 3 queued ones in pages 0–2.
+    const pages = [0, 1, 2, ...Array.from({ length: 100 }, (_, i) => 9_900 + i)];
+    await Job.insertMany(
+      pages.map((page, i) => ({
+        team: "few",
+        name: `f${i}`,
+        project: "p",
+        framework: "pytorch",
+        clusterId: cluster,
+        clusterName: "c",
+        spec: { name: `f${i}` },
+        specHash: "h",
+        idempotencyKey: `f${i}`,
+        status: page < 3 ? "QUEUED" : "SUCCEEDED",
+        attempts: [],
+        listPage: page,
+        listPages: listPagesOf(page),
+      })),
+    );
+    await conn.collection("counters").insertOne({ _id: "job-list-pages:few" as never, next: 10_000 });
+    const queued = (await Job.find({ team: "few", status: "QUEUED" }).sort({ listPage: -1 }).lean()).map((j) => j.name);
+    let jobQueries = 0;
+    conn.set("debug", (collection: string) => {
+      if (collection === "jobs") jobQueries++;
+    });
+    try {
+      const walked = await repo.list("few", { limit: 20, status: "QUEUED" });
+      expect(walked.items.map((j) => j.name)).toEqual(queued);
+      expect(jobQueries).toBeGreaterThan(6);
+      jobQueries = 0;
+      const again = await repo.list("few", { limit: 20, status: "QUEUED" });
+      expect(again.items.map((j) => j.name)).toEqual(queued);
+      expect(jobQueries).toBe(1);
+    } finally {
+      conn.set("debug", false);
+    }
+  });
+});
+
 describe("jobs stored before list pages", () => {
   it("are filed once, below the team's newer jobs, and listed after them", async () => {
     const repo = new JobRepo(registerModels(conn), NO_LOCKS);

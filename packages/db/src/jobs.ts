@@ -16,7 +16,7 @@ import { isDuplicateKeyError, retryWriteConflicts } from "./connection";
 import { GroupInsert } from "./group-insert";
 import { jobCostView } from "./job-costs";
 import { ListPageCounter, listPageCounterId, listPageCounters } from "./list-page-counter";
-import { LIST_PAGE_SIZE, listPagesOf, newestFirst, walkNewestFirst } from "./list-pages";
+import { LIST_PAGE_SIZE, listPagesOf, walkNewestFirst } from "./list-pages";
 import type { DocumentLocks } from "./locks";
 import type { AttemptDoc, AttemptNodeDoc, JobDoc, Models, PreemptRequestDoc, StopRequestDoc } from "./models";
 
@@ -41,14 +41,6 @@ export interface ListJobsQuery {
   limit: number;
   /** Keyset pagination: only jobs after this one (list page, createdAt, _id, all descending). */
   after?: JobsPageKey;
-}
-
-/** A filter whose walk took more queries than this tries reading all its matches next time, up to FEW_MATCHES. */
-const FAR_WALK_QUERIES = 6;
-const FEW_MATCHES = 256;
-
-function isAfterPosition(d: JobDoc, after: JobsPageKey | undefined): boolean {
-  return !after || newestFirst({ _id: after.id, createdAt: after.createdAt, listPage: after.page }, d) < 0;
 }
 
 /** The first `limit` of `items` (in the list's order), and the key of the last when more follow. */
@@ -196,14 +188,6 @@ export class JobRepo {
     if (q.project) filter.project = q.project;
     const hintKey = JSON.stringify([team, q.status ?? null, q.project ?? null]);
     const hint = this.listHints.get(hintKey);
-    // A filter whose last walk had to search far (its matches are few, or old): first try reading
-    // all its matches at once, which FerretDB does cheaply while they are few.
-    let few = hint?.few;
-    if (few) {
-      const all = await this.m.Job.find(filter, { files: 0 }).limit(FEW_MATCHES).lean<JobDoc[]>();
-      if (all.length < FEW_MATCHES) return keysetPage(all.filter((d) => isAfterPosition(d, q.after)).sort(newestFirst), q.limit);
-      few = false; // not few after all: this filter walks from now on
-    }
     const counter = await listPageCounters(this.m.Job.db).findOne({ _id: listPageCounterId(team) });
     const walk = await walkNewestFirst<JobDoc>({
       fetch: (group, cap) => {
@@ -214,9 +198,9 @@ export class JobRepo {
       oldest: counter?.low ?? 0,
       end: counter?.next ?? 0,
       ...(q.after ? { after: q.after } : {}),
-      ...(hint !== undefined ? { startLevel: hint.level } : {}),
+      ...(hint !== undefined ? { startLevel: hint } : {}),
     });
-    this.rememberListHint(hintKey, { level: walk.level, few: few !== false && walk.queries > FAR_WALK_QUERIES });
+    this.rememberListHint(hintKey, walk.level);
     return keysetPage(walk.items, q.limit);
   }
 
@@ -263,12 +247,11 @@ export class JobRepo {
 
   /**
    * Per filter (team, status, project): the level its last walk ended at, so the next one (a
-   * poll, a next page) starts there, and whether its matches looked few. Bounded; a lost hint
-   * costs a few queries.
+   * poll, a next page) starts there. Bounded; a lost hint costs a few queries.
    */
-  private readonly listHints = new Map<string, { level: number; few: boolean }>();
+  private readonly listHints = new Map<string, number>();
 
-  private rememberListHint(key: string, hint: { level: number; few: boolean }): void {
+  private rememberListHint(key: string, hint: number): void {
     this.listHints.delete(key);
     this.listHints.set(key, hint);
     // The oldest hint goes first (a Map iterates in insertion order).

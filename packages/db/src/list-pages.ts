@@ -79,7 +79,7 @@ export interface WalkResult<T> {
   items: T[];
   /** Where the next walk of this filter should start (the level index this one ended at). */
   level: number;
-  /** Queries made (for tests). */
+  /** Queries made. */
   queries: number;
 }
 
