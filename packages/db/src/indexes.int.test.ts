@@ -110,6 +110,12 @@ const QUERIES: Q[] = [
     ferretPushdown: false,
   },
   {
+    name: "the cost sweep (listToPrice)",
+    filter: { costPending: true },
+    index: { costPending: 1 },
+    ferretPushdown: true,
+  },
+  {
     name: "pending SSH keys",
     filter: { sshKeysPending: true },
     sort: { updatedAt: 1 },

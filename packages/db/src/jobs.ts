@@ -502,6 +502,8 @@ export class JobRepo {
         startedAt: job.startedAt ?? startedAt,
         [`attempts.${i}.startedAt`]: startedAt,
         [`attempts.${i}.nodes`]: nodes,
+        // The cost sweep prices it until its final cost is written (JobCostRepo.setCost).
+        costPending: true,
       },
       unset: ["launchLeaseOwner", "launchLeaseUntil"],
     });

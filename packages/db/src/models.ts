@@ -241,6 +241,8 @@ export interface JobDoc {
   launchLeaseOwner?: string;
   /** Some attempt's inter-node SSH key is still authorised somewhere (see JobRepo.setSshKeyNodes). */
   sshKeysPending?: boolean;
+  /** Started and not yet priced to the end: the cost sweep's set (JobCostRepo.listToPrice). */
+  costPending?: boolean;
   failure?: { reason: string; node?: string; rank?: number; exitCode?: number };
   stopRequest?: StopRequestDoc;
   /** A pending checkpoint-aware preemption (see JobRepo.requestPreemption). */
@@ -313,6 +315,7 @@ const jobSchema = new Schema<JobDoc>(
     launchLeaseUntil: Date,
     launchLeaseOwner: String,
     sshKeysPending: Boolean,
+    costPending: Boolean,
     failure: new Schema({ reason: String, node: String, rank: Number, exitCode: Number }, opts),
     stopRequest: new Schema(
       {
@@ -376,6 +379,9 @@ jobSchema.index({ clusterId: 1, status: 1, priority: -1, createdAt: 1, _id: 1 })
 // (launcher reconcile); JobRepo.clustersWith (distinct clusterId by status: the monitor's RUNNING
 // sweep, the launcher's QUEUED one); cost sweep JobCostRepo.listActive (one equality per status).
 jobSchema.index({ status: 1, createdAt: 1 });
+
+// The cost sweep: JobCostRepo.listToPrice {costPending: true}.
+jobSchema.index({ costPending: 1 });
 
 // Cost roll-ups: JobCostRepo.listRunSince {startedAt: {$exists, $lt}, $or: endedAt...}.
 jobSchema.index({ startedAt: 1, endedAt: 1 });

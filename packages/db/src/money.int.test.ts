@@ -34,6 +34,7 @@ async function startedJob(project: string, status: "RUNNING" | "SUCCEEDED") {
         ...(status === "SUCCEEDED" ? { endedAt: new Date() } : {}),
         attempts: [{ id: "a1", number: 1, nodes: [{ name: "n1", gpuIndices: [0] }], startedAt: new Date(Date.now() - 60_000) }],
         currentAttemptId: "a1",
+        costPending: true, // as JobRepo.markRunning files a started job for the cost sweep
       },
     },
   );
@@ -92,6 +93,22 @@ describe("job costs", () => {
     expect(counts).toContainEqual({ status: "RUNNING", framework: "pytorch", team: "default", project: "p2", count: 1 });
     const inScope = await repos.jobCosts.listInScope({ team: "default", project: "p2" }, new Date(Date.now() - 3_600_000));
     expect(inScope).toHaveLength(2);
+  });
+});
+
+describe("jobs started before costPending", () => {
+  it("are marked for the cost sweep once, unless priced to the end", async () => {
+    const [unpriced, priced] = [await startedJob("p3", "SUCCEEDED"), await startedJob("p3", "SUCCEEDED")];
+    // As an older version left them: started, no costPending; one already has its final cost.
+    await conn.db!.collection("jobs").updateMany({ _id: { $in: [unpriced, priced] } }, { $unset: { costPending: 1 } });
+    await conn.db!.collection("jobs").updateOne({ _id: priced }, { $set: { cost: { usd: 1, final: true } } });
+    expect((await repos.jobCosts.listToPrice()).map((j) => j._id.toString())).not.toContain(unpriced.toString());
+    await conn.db!.collection("migrations").deleteOne({ _id: "job-cost-pending" as never });
+    expect(await repos.jobCosts.markUnpricedJobs()).toBeGreaterThanOrEqual(1);
+    const ids = (await repos.jobCosts.listToPrice()).map((j) => j._id.toString());
+    expect(ids).toContain(unpriced.toString());
+    expect(ids).not.toContain(priced.toString());
+    expect(await repos.jobCosts.markUnpricedJobs()).toBe(0);
   });
 });
 

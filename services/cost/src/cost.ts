@@ -23,6 +23,11 @@ export async function startCost(config: CostConfig, logger?: Logger): Promise<Ru
     // No TRAINYARD_SECRET_KEY here: the cost service never opens a secret.
     const repos = createRepos(base.mongo!, undefined, new RedisDocumentLocks(base.redis, config.TRAINYARD_QUEUE_PREFIX));
     const deps: CostDeps = { repos, bus: base.bus, logger: base.logger, intervalMs: config.COST_INTERVAL_MS };
+    // Jobs started by an older version are marked for the sweep in the background (once per database).
+    void repos.jobCosts.markUnpricedJobs().then(
+      (marked) => marked && base.logger.info({ marked }, "jobs started before costPending marked for pricing"),
+      (err: Error) => base.logger.warn({ err: err.message }, "could not mark older jobs for pricing; retried at the next start"),
+    );
 
     const received = new Counter({
       name: "trainyard_cost_events_received_total",
