@@ -103,8 +103,11 @@ export async function walkNewestFirst<T extends Listed>(o: WalkOptions<T>): Prom
     const docs = await o.fetch(listPageKey(LIST_PAGE_LEVELS[i]!, lo), i > 0 ? cap : undefined);
     queries++;
     if (i > 0 && docs.length >= cap) {
-      dense.push({ below: lo, maxLevel: i - 1 });
-      i = finerLevel(i, docs, cap);
+      // Inside it, at most one level wider than its density suggests: wider groups of it would be
+      // found full again, each such probe reading a cap of documents for nothing.
+      const finer = finerLevel(i, docs, cap);
+      dense.push({ below: lo, maxLevel: Math.min(i - 1, finer + 1) });
+      i = finer;
       continue;
     }
     out.push(...docs.filter((d) => (d.listPage ?? 0) < hi && isAfter(d)).sort(newestFirst));
