@@ -107,8 +107,9 @@ function assertTransition(from: readonly JobStatus[], to: JobStatus): void {
  */
 export class JobRepo {
   /** New jobs go in groups: concurrent submits share one insert (group-insert.ts). */
-  private readonly listPages: ListPageCounter;
   private readonly inserts: GroupInsert<JobDoc>;
+  /** The list page each new job is filed in (list-pages.ts). */
+  private readonly listPages: ListPageCounter;
 
   constructor(
     private readonly m: Models,
@@ -220,7 +221,11 @@ export class JobRepo {
         Array<{ _id: Types.ObjectId; team: string; createdAt?: Date }>
       >();
       const byTeam = new Map<string, typeof unlisted>();
-      for (const d of unlisted) byTeam.set(d.team, [...(byTeam.get(d.team) ?? []), d]);
+      for (const d of unlisted) {
+        const jobs = byTeam.get(d.team);
+        if (jobs) jobs.push(d);
+        else byTeam.set(d.team, [d]);
+      }
       for (const [team, jobs] of byTeam) {
         const at = (d: (typeof jobs)[number]) => (d.createdAt ?? d._id.getTimestamp()).getTime();
         jobs.sort((a, b) => at(b) - at(a) || (b._id.toString() < a._id.toString() ? -1 : 1));

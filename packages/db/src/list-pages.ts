@@ -71,7 +71,7 @@ export interface WalkOptions<T extends Listed> {
   /** Pages in use: from `oldest` up to, not including, `end`. */
   oldest: number;
   end: number;
-  /** Hint: the level index a walk of the same filter last found its page at. */
+  /** Hint: the level index the last walk of the same filter ended at. */
   startLevel?: number;
 }
 
