@@ -1,6 +1,7 @@
 import { COSTED_STATUSES, type JobCost } from "@trainyard/common";
 import type { Types } from "mongoose";
 import type { DocumentLocks } from "./locks";
+import { oncePerDatabase } from "./migrations";
 import type { JobCostDoc, JobDoc, Models } from "./models";
 
 /** The job fields pricing and roll-ups read (never the inline files). */
@@ -73,15 +74,14 @@ export class JobCostRepo {
    * `$exists`).
    */
   async markUnpricedJobs(): Promise<number> {
-    const migrations = this.m.Job.db.collection<{ _id: string; doneAt: Date }>("migrations");
-    if (await migrations.findOne({ _id: "job-cost-pending" })) return 0;
-    const res = await this.m.Job.updateMany(
-      { startedAt: { $exists: true }, "cost.final": { $ne: true }, costPending: { $exists: false } },
-      { $set: { costPending: true } },
-      { timestamps: false },
-    );
-    await migrations.updateOne({ _id: "job-cost-pending" }, { $set: { doneAt: new Date() } }, { upsert: true });
-    return res.modifiedCount;
+    return oncePerDatabase(this.m.Job.db, "job-cost-pending", async () => {
+      const res = await this.m.Job.updateMany(
+        { startedAt: { $exists: true }, "cost.final": { $ne: true }, costPending: { $exists: false } },
+        { $set: { costPending: true } },
+        { timestamps: false },
+      );
+      return res.modifiedCount;
+    });
   }
 
   /** Started jobs of a scope that may have run at or after `from` (all of them without `from`). */

@@ -18,6 +18,7 @@ import { jobCostView } from "./job-costs";
 import { ListPageCounter, listPageCounterId, listPageCounters } from "./list-page-counter";
 import { LIST_PAGE_SIZE, listPagesOf, walkNewestFirst } from "./list-pages";
 import type { DocumentLocks } from "./locks";
+import { oncePerDatabase } from "./migrations";
 import type { AttemptDoc, AttemptNodeDoc, JobDoc, Models, PreemptRequestDoc, StopRequestDoc } from "./models";
 
 export interface NewJob {
@@ -207,47 +208,49 @@ export class JobRepo {
 
   /**
    * File jobs stored before list pages existed (lists cannot see them until then), once per
-   * database (recorded in `migrations`), under the job-list-pages lock: each team's older jobs go
+   * database (oncePerDatabase), under the job-list-pages lock: each team's older jobs go
    * in pages below its lowest, newest first, LIST_PAGE_SIZE a page. One pass over the jobs
    * without pages (FerretDB v1 decodes every job to find them: ~3 s per 10,000).
    */
   async fileUnlistedJobs(): Promise<number> {
-    const migrations = this.m.Job.db.collection<{ _id: string; doneAt: Date }>("migrations");
-    const done = () => migrations.findOne({ _id: "job-list-pages" });
-    if (await done()) return 0;
-    return this.locks.withLock("migration:job-list-pages", async () => {
-      if (await done()) return 0;
-      const unlisted = await this.m.Job.find({ listPages: { $exists: false } }, { _id: 1, team: 1, createdAt: 1 }).lean<
-        Array<{ _id: Types.ObjectId; team: string; createdAt?: Date }>
-      >();
-      const byTeam = new Map<string, typeof unlisted>();
-      for (const d of unlisted) {
-        const jobs = byTeam.get(d.team);
-        if (jobs) jobs.push(d);
-        else byTeam.set(d.team, [d]);
-      }
-      for (const [team, jobs] of byTeam) {
-        const at = (d: (typeof jobs)[number]) => (d.createdAt ?? d._id.getTimestamp()).getTime();
-        jobs.sort((a, b) => at(b) - at(a) || (b._id.toString() < a._id.toString() ? -1 : 1));
-        const counters = listPageCounters(this.m.Job.db);
-        const base = (await counters.findOne({ _id: listPageCounterId(team) }))?.low ?? 0;
-        const pageOf = (rank: number) => base - 1 - Math.floor(rank / LIST_PAGE_SIZE);
-        for (let i = 0; i < jobs.length; i += 500) {
-          await this.m.Job.bulkWrite(
-            jobs.slice(i, i + 500).map((d, k) => ({
-              updateOne: {
-                filter: { _id: d._id },
-                update: { $set: { listPage: pageOf(i + k), listPages: listPagesOf(pageOf(i + k)) } },
-              },
-            })),
-            { ordered: false, timestamps: false },
+    // Under a lock: two API replicas starting at once would file the same jobs twice.
+    return this.locks.withLock("migration:job-list-pages", () =>
+      oncePerDatabase(this.m.Job.db, "job-list-pages", async () => {
+        const unlisted = await this.m.Job.find({ listPages: { $exists: false } }, { _id: 1, team: 1, createdAt: 1 }).lean<
+          Array<{ _id: Types.ObjectId; team: string; createdAt?: Date }>
+        >();
+        const byTeam = new Map<string, typeof unlisted>();
+        for (const d of unlisted) {
+          const jobs = byTeam.get(d.team);
+          if (jobs) jobs.push(d);
+          else byTeam.set(d.team, [d]);
+        }
+        for (const [team, jobs] of byTeam) {
+          const at = (d: (typeof jobs)[number]) => (d.createdAt ?? d._id.getTimestamp()).getTime();
+          jobs.sort((a, b) => at(b) - at(a) || (b._id.toString() < a._id.toString() ? -1 : 1));
+          const counters = listPageCounters(this.m.Job.db);
+          const base = (await counters.findOne({ _id: listPageCounterId(team) }))?.low ?? 0;
+          const pageOf = (rank: number) => base - 1 - Math.floor(rank / LIST_PAGE_SIZE);
+          for (let i = 0; i < jobs.length; i += 500) {
+            await this.m.Job.bulkWrite(
+              jobs.slice(i, i + 500).map((d, k) => ({
+                updateOne: {
+                  filter: { _id: d._id },
+                  update: { $set: { listPage: pageOf(i + k), listPages: listPagesOf(pageOf(i + k)) } },
+                },
+              })),
+              { ordered: false, timestamps: false },
+            );
+          }
+          await counters.updateOne(
+            { _id: listPageCounterId(team) },
+            { $set: { low: pageOf(jobs.length - 1) } },
+            { upsert: true },
           );
         }
-        await counters.updateOne({ _id: listPageCounterId(team) }, { $set: { low: pageOf(jobs.length - 1) } }, { upsert: true });
-      }
-      await migrations.updateOne({ _id: "job-list-pages" }, { $set: { doneAt: new Date() } }, { upsert: true });
-      return unlisted.length;
-    });
+        return unlisted.length;
+      }),
+    );
   }
 
   /**
